@@ -1,0 +1,25 @@
+# facelab: `make course` sets everything up and runs the course; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export FACELAB_DATA ?= $(abspath ../shared/data)
+
+.PHONY: setup course test smoke clean-notebooks
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[course,test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (facelab)"
+	touch $@
+
+setup: $(VENV)/.installed  ## a virtual environment with facelab, the course's tools and its Jupyter kernel
+
+course: setup  ## the main job: every notebook at its default sizes -> executed/ and results/REPORT.md
+	$(BIN)/python -m facelab.course --output executed --results results
+
+test: setup  ## unit tests and every notebook in smoke mode
+	$(BIN)/python -m pytest -q -ra
+
+clean-notebooks:  ## strip outputs from the committed notebooks
+	$(BIN)/python -m facelab.course --strip
