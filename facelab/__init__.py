@@ -1,0 +1,9 @@
+"""facelab: the course library for neural facial image compression (Napoli Spatafora et al.).
+
+The modules, one job each: `binarizer` (Eq. 1), `model` (the autoencoder), `bitstream` and
+`codec` (the file format and compress/decompress), `entropy` (a coder that beats LZMA),
+`weights` (checkpoints and shipped models), `faces` (MTCNN and FaceNet), `losses`, `data`,
+`train`, `metrics`, `baselines`, `verification`, `evaluate`, `widgets`, `course`, `cli`.
+"""
+
+__version__ = "0.1.0"

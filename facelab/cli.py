@@ -70,8 +70,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from facelab.image_io import IMAGE_SUFFIXES, atomic_write, load_image
     from facelab.weights import load_model
 
-    model = load_model(args.model)
     pairs = plan(Path(args.input), Path(args.output), lambda p: p.suffix.lower() in IMAGE_SUFFIXES, SUFFIXES[args.coder])
+    model = load_model(args.model)
 
     def work(source: Path, target: Path) -> str:
         if target.exists() and not args.overwrite:

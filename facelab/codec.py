@@ -76,9 +76,9 @@ def read_header(data: bytes) -> tuple[Header, bytes]:
     if data.startswith(XZ_MAGIC):
         try:
             data = lzma.decompress(data, format=lzma.FORMAT_XZ)
-        except EOFError:
-            raise BitstreamError("truncated .xz stream: the file ends before the end-of-stream marker") from None
-        except lzma.LZMAError as exc:
+        except (EOFError, lzma.LZMAError) as exc:
+            if isinstance(exc, EOFError) or "ended before" in str(exc):
+                raise BitstreamError("truncated .xz stream: the file ends before the end-of-stream marker") from None
             raise BitstreamError(f"corrupt .xz stream ({exc})") from None
         header, payload = unpack_header(data)
         if header.coder != "xz":

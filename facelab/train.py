@@ -70,16 +70,16 @@ def make_config(name: str, **overrides: Any) -> TrainConfig:
 
 def build_data(config: TrainConfig) -> tuple[Dataset, Dataset, dict[str, Any]]:
     """Training and validation sets for the config's phase, and a description of them."""
-    from facelab import data
+    from facelab.data.celeba import CelebAFaces
+    from facelab.data.natural import NaturalImages
 
     if config.phase == "natural":
-        train = data.NaturalImages(config.data_root, split="train", crop=config.crop, max_images=config.max_images)
-        val = data.NaturalImages(config.data_root, split="val", crop=config.crop, max_images=config.max_images)
+        train = NaturalImages(config.data_root, split="train", crop=config.crop, max_images=config.max_images)
+        val = NaturalImages(config.data_root, split="val", crop=config.crop, max_images=config.max_images)
     else:
-        train = data.CelebAFaces(config.data_root, split="train", size=config.face_size, max_images=config.max_images)
-        val = data.CelebAFaces(config.data_root, split="val", size=config.face_size, max_images=config.max_images)
-    info = {"train": data.describe(train), "val": data.describe(val)}
-    return train, val, info
+        train = CelebAFaces(config.data_root, split="train", size=config.face_size, max_images=config.max_images)
+        val = CelebAFaces(config.data_root, split="val", size=config.face_size, max_images=config.max_images)
+    return train, val, {"train": train.describe(), "val": val.describe()}
 
 
 def build_loss(config: TrainConfig, device: torch.device) -> torch.nn.Module:
@@ -168,11 +168,11 @@ class Trainer:
         (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
 
     def try_resume(self) -> bool:
-        """Load `last.pt` when it exists and was made with the same configuration."""
+        """Load `last.pt` when it exists and was made with the same configuration (more epochs may be asked)."""
         if not self.state_path.is_file():
             return False
         state = torch.load(self.state_path, map_location=self.device, weights_only=False)
-        if state["config"] != asdict(self.config):
+        if {**state["config"], "epochs": 0} != {**asdict(self.config), "epochs": 0}:
             raise ValueError(f"{self.state_path} was made with another configuration; use a new run folder")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -186,11 +186,12 @@ class Trainer:
             on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
         """Train until `config.epochs`, resuming from `last.pt` if present; returns the history."""
         config = self.config
-        generator = torch.Generator().manual_seed(config.seed + self.epoch)
-        train_loader = DataLoader(train, batch_size=config.batch_size, shuffle=True, drop_last=len(train) > config.batch_size,
-                                  num_workers=config.workers, generator=generator)
         val_loader = DataLoader(val, batch_size=config.batch_size, num_workers=config.workers)
         while self.epoch < config.epochs:
+            train_loader = DataLoader(
+                train, batch_size=config.batch_size, shuffle=True, drop_last=len(train) > config.batch_size,
+                num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed + self.epoch),
+            )
             start = time.perf_counter()
             self.model.train()
             sums: dict[str, float] = {}
@@ -204,7 +205,7 @@ class Trainer:
                     parts["total"].backward()
                     self.optimizer.step()
                     for key, value in parts.items():
-                        sums[key] = sums.get(key, 0.0) + float(value)
+                        sums[key] = sums.get(key, 0.0) + value.item()
                     step += 1
                     bar.update(1)
                     bar.set_postfix({k: f"{v / step:.4f}" for k, v in sums.items()})
@@ -254,6 +255,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--crop", type=int, default=None, help="natural phase: random crop side in pixels")
     parser.add_argument("--face-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="face phase image size")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the paper's)")
     parser.add_argument("--max-images", type=int, default=None, help="use at most this many training images")
     parser.add_argument("--steps-per-epoch", type=int, default=None)
     parser.add_argument("--init", default=None, help="weights to start from (default: natural for face runs)")
@@ -267,7 +269,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """`facelab train RUN`: train and print where the checkpoint went."""
     config = make_config(
-        args.run, epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
+        args.run, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
         face_size=tuple(args.face_size) if args.face_size else None, max_images=args.max_images,
         steps_per_epoch=args.steps_per_epoch, init=args.init, device=args.device, data_root=args.data_root,
     )

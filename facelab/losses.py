@@ -1,0 +1,117 @@
+"""Training losses: pixel (L1/L2), MS-SSIM, FaceNet feature loss, and the paper's Eq. 2 custom loss.
+
+MS-SSIM (pytorch-msssim 1.0.0) always downsamples 4 times and asserts that the short side exceeds
+16 * (window - 1), whatever the number of scales, so fewer scales cannot help small images there.
+`msssim_window` therefore keeps the standard 11-px Gaussian window from 161 px up and shrinks it
+(9, 7, 5, 3: down to 33 px) for smaller images; below 33 px MS-SSIM is undefined and an ImageError says so.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ms_ssim
+from torch import Tensor, nn
+
+from facelab.errors import ImageError
+from facelab.faces import FaceEmbedder
+
+MSSSIM_WINDOW = 11
+"""The standard MS-SSIM Gaussian window (sigma 1.5), used whenever the image is large enough."""
+
+MSSSIM_DOWNSAMPLINGS = 4
+"""pytorch-msssim's fixed number of 2x downsamplings (5 scales)."""
+
+
+def _check_pair(x_hat: Tensor, x: Tensor) -> None:
+    """Raise ImageError unless both are (B, 3, H, W) tensors of one shape."""
+    if not (torch.is_tensor(x_hat) and torch.is_tensor(x)) or x_hat.shape != x.shape or x.dim() != 4:
+        raise ImageError(f"loss inputs must be two (B, C, H, W) tensors of one shape, got "
+                         f"{tuple(getattr(x_hat, 'shape', ()))} and {tuple(getattr(x, 'shape', ()))}")
+
+
+def pixel_loss(x_hat: Tensor, x: Tensor, kind: str = "l1") -> Tensor:
+    """Mean absolute ('l1') or mean squared ('l2') pixel error."""
+    _check_pair(x_hat, x)
+    if kind == "l1":
+        return F.l1_loss(x_hat, x)
+    if kind == "l2":
+        return F.mse_loss(x_hat, x)
+    raise ValueError(f"unknown pixel loss {kind!r}: use 'l1' or 'l2'")
+
+
+def msssim_window(height: int, width: int) -> int:
+    """The largest odd Gaussian window <= 11 that pytorch-msssim accepts for this image size."""
+    side = min(height, width)
+    window = min(MSSSIM_WINDOW, (side - 1) // 2 ** MSSSIM_DOWNSAMPLINGS + 1)
+    window -= 1 - window % 2
+    if window < 3:
+        raise ImageError(f"MS-SSIM needs both image sides > {2 ** MSSSIM_DOWNSAMPLINGS * 2} px, got {width}x{height}")
+    return window
+
+
+def msssim_loss(x_hat: Tensor, x: Tensor) -> Tensor:
+    """1 - MS-SSIM for images in [0, 1] (data range 1), with the window `msssim_window` picks."""
+    _check_pair(x_hat, x)
+    window = msssim_window(*x.shape[-2:])
+    return 1.0 - ms_ssim(x_hat, x, data_range=1.0, size_average=True, win_size=window)
+
+
+def feature_loss(emb_hat: Tensor, emb: Tensor) -> Tensor:
+    """Mean over the batch of the squared L2 distance between embeddings."""
+    if emb_hat.shape != emb.shape or emb.dim() != 2:
+        raise ValueError(f"embeddings must be two (B, D) tensors of one shape, got {tuple(emb_hat.shape)} "
+                         f"and {tuple(emb.shape)}")
+    return (emb_hat - emb).pow(2).sum(dim=1).mean()
+
+
+class CompressionLoss(nn.Module):
+    """Phase-1 loss on natural images: L1 + (1 - MS-SSIM); returns the total and both terms."""
+
+    def __init__(self, l1_weight: float = 1.0, msssim_weight: float = 1.0) -> None:
+        super().__init__()
+        self.l1_weight = l1_weight
+        self.msssim_weight = msssim_weight
+
+    def forward(self, x_hat: Tensor, x: Tensor) -> dict[str, Tensor]:
+        """dict(total, l1, msssim) where msssim is the loss term 1 - MS-SSIM."""
+        l1 = pixel_loss(x_hat, x, "l1")
+        msssim = msssim_loss(x_hat, x)
+        return {"total": self.l1_weight * l1 + self.msssim_weight * msssim, "l1": l1, "msssim": msssim}
+
+
+class FaceLoss(nn.Module):
+    """The paper's Eq. 2: a * pixel loss + b * feature loss between FaceNet embeddings of the same face boxes.
+
+    The boxes come from MTCNN on the ground truth and crop both images; b = 0 never touches FaceNet.
+    The embedder is held outside the module's parameters and made on the input's device on first use.
+    """
+
+    def __init__(self, a: float = 1.0, b: float = 1.0, pixel: str = "l2", embedder: FaceEmbedder | None = None) -> None:
+        super().__init__()
+        if pixel not in ("l1", "l2"):
+            raise ValueError(f"unknown pixel loss {pixel!r}: use 'l1' or 'l2'")
+        self.a = a
+        self.b = b
+        self.pixel = pixel
+        self.embedder = embedder
+
+    def _embedder_for(self, device: torch.device) -> FaceEmbedder:
+        """The given embedder, else one on `device` made now."""
+        if self.embedder is None:
+            self.embedder = FaceEmbedder(device)
+        return self.embedder
+
+    def forward(self, x_hat: Tensor, x: Tensor, boxes: Tensor) -> dict[str, Tensor]:
+        """dict(total, pixel, feature) for reconstructions x_hat, originals x (B, 3, H, W) and face boxes (B, 4)."""
+        pixel = pixel_loss(x_hat, x, self.pixel)
+        if self.b == 0:
+            feature = pixel.new_zeros(())
+        else:
+            if not torch.is_tensor(boxes) or not bool(torch.isfinite(boxes).all()):
+                raise ImageError("face boxes must be finite: drop images without a face first (see faces.face_boxes)")
+            embedder = self._embedder_for(x.device)
+            with torch.no_grad():
+                emb = embedder.embed_images(x, boxes)
+            feature = feature_loss(embedder.embed_images(x_hat, boxes), emb)
+        return {"total": self.a * pixel + self.b * feature, "pixel": pixel, "feature": feature}

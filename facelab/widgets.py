@@ -1,0 +1,258 @@
+"""The course's interactive figures: each drawing function returns its figure and the numbers it plots.
+
+A drawing function is pure (inputs -> `Drawing`), so it can be unit-tested; `show` turns it
+into `ipywidgets` sliders in a live notebook, or calls it once with the sliders' values when
+`interactive=False` (papermill, CI), so a headless run draws the same figure and never blocks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import lzma
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from facelab.binarizer import paper_eq1_as_printed, stochastic_sign
+from facelab.bitstream import Header, pack_code
+from facelab.codec import LZMA_PRESET, decode_code, encode_code
+from facelab.metrics import psnr
+from facelab.model import FaceCodecNet
+from facelab.weights import model_id
+
+
+@dataclass
+class Drawing:
+    """What a drawing function returns: the matplotlib figure and the numbers it shows."""
+
+    figure: Figure
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Slider:
+    """A numeric control: its starting value and range (ints give an integer slider)."""
+
+    value: float
+    min: float
+    max: float
+    step: float | None = None
+
+    def widget(self, description: str) -> Any:
+        """The ipywidgets slider for this control, redrawn only when released (drawing can be slow)."""
+        import ipywidgets
+
+        integer = all(isinstance(v, int) for v in (self.value, self.min, self.max, self.step or 1))
+        kind = ipywidgets.IntSlider if integer else ipywidgets.FloatSlider
+        step = self.step if self.step is not None else (1 if integer else (self.max - self.min) / 100)
+        return kind(value=self.value, min=self.min, max=self.max, step=step,
+                    description=description, continuous_update=False)
+
+
+def slider(value: float, min: float, max: float, step: float | None = None) -> Slider:
+    """A slider starting at `value` over [min, max]; the value alone is used when not interactive."""
+    if not min <= value <= max:
+        raise ValueError(f"slider value {value} is outside [{min}, {max}]")
+    return Slider(value, min, max, step)
+
+
+def render(drawing: Drawing) -> dict[str, Any]:
+    """Display a drawing's figure once (and close it, so it is not drawn twice); return its numbers."""
+    from IPython.display import display
+
+    display(drawing.figure)
+    plt.close(drawing.figure)
+    return drawing.values
+
+
+def show(fn: Callable[..., Drawing], interactive: bool = True, **params: Any) -> Any:
+    """Draw `fn` with sliders for its `Slider` parameters (others stay fixed).
+
+    interactive=True: an `ipywidgets.interactive` panel (returned). interactive=False: one call
+    with each slider's value; its figure is displayed and its numbers returned.
+    """
+    if not interactive:
+        values = {k: p.value if isinstance(p, Slider) else p for k, p in params.items()}
+        return render(fn(**values))
+    import ipywidgets
+    from IPython.display import display
+
+    controls = {k: p.widget(k) if isinstance(p, Slider) else ipywidgets.fixed(p) for k, p in params.items()}
+    panel = ipywidgets.interactive(lambda **kw: render(fn(**kw)) and None, **controls)
+    display(panel)
+    return panel
+
+
+def source(obj: Any) -> Any:
+    """The source code of a facelab function or class, syntax-highlighted, so a lesson shows the real thing."""
+    from IPython.display import Code
+
+    return Code(inspect.getsource(obj), language="python")
+
+
+def binarizer_histogram(x: float = 0.5, samples: int = 1000, seed: int = 0) -> Drawing:
+    """Sample Bin(x) `samples` times with both Eq. 1 rules: the share of -1/+1 and the mean against x."""
+    if not -1 <= x <= 1:
+        raise ValueError(f"the binarizer's input is tanh(...), in [-1, 1]; got x = {x}")
+    if samples < 1:
+        raise ValueError("samples must be at least 1")
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.full((int(samples),), float(x), dtype=torch.float64)
+    rules = {"unbiased (facelab)": stochastic_sign, "Eq. 1 as printed": paper_eq1_as_printed}
+    draws = {name: rule(inputs, generator).numpy() for name, rule in rules.items()}
+    means = {name: float(d.mean()) for name, d in draws.items()}
+    plus = {name: float((d > 0).mean()) for name, d in draws.items()}
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    offsets = {"unbiased (facelab)": -0.2, "Eq. 1 as printed": 0.2}
+    for name in rules:
+        shares = [1 - plus[name], plus[name]]
+        left.bar(np.array([-1, 1]) + offsets[name], shares, width=0.4, label=name)
+    left.set(xticks=[-1, 1], ylim=(0, 1), ylabel="share of samples", title=f"Bin({x:+.2f}), {int(samples)} samples")
+    left.legend(loc="upper center", fontsize=8)
+    grid = np.linspace(-1, 1, 101)
+    right.plot(grid, grid, label="E = x (unbiased)")
+    right.plot(grid, -grid, label="E = -x (as printed)")
+    stderr = 1 / np.sqrt(samples)
+    for name, marker in zip(rules, "os"):
+        right.errorbar([x], [means[name]], yerr=[stderr], fmt=marker, color="k", capsize=3)
+    right.set(xlabel="x", ylabel="mean of Bin(x)", title="sample mean (points) vs x", xlim=(-1, 1), ylim=(-1.1, 1.1))
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    return Drawing(figure, {
+        "x": float(x), "samples": int(samples),
+        "mean_unbiased": means["unbiased (facelab)"], "mean_printed": means["Eq. 1 as printed"],
+        "p_plus_unbiased": plus["unbiased (facelab)"], "p_plus_printed": plus["Eq. 1 as printed"],
+    })
+
+
+def channel_order(model: FaceCodecNet, image: np.ndarray, batch: int = 32) -> list[int]:
+    """Code channels from most to least important for `image`: by the squared error zeroing each one adds."""
+    code = torch.from_numpy(encode_code(model, image))
+    device = next(model.parameters()).device
+    size = image.shape[:2]
+    reference = torch.from_numpy(decode_code(model, code.numpy(), size)).permute(2, 0, 1).float().to(device)
+    damage = []
+    with torch.inference_mode():
+        for start in range(0, code.shape[0], batch):
+            channels = range(start, min(start + batch, code.shape[0]))
+            dropped = code.repeat(len(channels), 1, 1, 1)
+            for row, channel in enumerate(channels):
+                dropped[row, channel] = 0
+            decoded = model.decode(dropped.to(device), size=size).clamp(0, 1).mul(255).round()
+            damage += ((decoded - reference) ** 2).flatten(1).mean(1).tolist()
+    return [int(c) for c in np.argsort(damage, kind="stable")[::-1]]
+
+
+def quality_vs_bits(image: np.ndarray, model: FaceCodecNet, kept: int = 128,
+                    order: Sequence[int] | None = None) -> Drawing:
+    """Keep only `kept` of the code's channels (the rest decoded as 0, 'unknown'): real .xz size and PSNR.
+
+    The file is what facelab would write for a model with `kept` channels: header + kept bits, LZMA.
+    `order` ranks the channels (default: `channel_order`), so the most useful bits are kept first.
+    """
+    code = encode_code(model, image)
+    channels = code.shape[0]
+    if not 1 <= kept <= channels:
+        raise ValueError(f"kept must be between 1 and {channels}, got {kept}")
+    order = list(order) if order is not None else channel_order(model, image)
+    keep = sorted(order[:kept])
+    partial = np.zeros_like(code)
+    partial[keep] = code[keep]
+    h, w = image.shape[:2]
+    header = Header("xz", h, w, kept, code.shape[1], code.shape[2], model_id(model))
+    data = lzma.compress(header.pack() + pack_code(code[keep]), format=lzma.FORMAT_XZ, preset=LZMA_PRESET)
+    reconstruction = decode_code(model, partial, (h, w))
+    values = {
+        "kept": int(kept), "raw_bpp": kept * code.shape[1] * code.shape[2] / (h * w),
+        "xz_bytes": len(data), "xz_bpp": 8 * len(data) / (h * w), "psnr": psnr(image, reconstruction),
+    }
+    figure, axes = plt.subplots(1, 2, figsize=(8, 4.3))
+    axes[0].imshow(image)
+    axes[0].set_title(f"original, {h}x{w}")
+    axes[1].imshow(reconstruction)
+    axes[1].set_title(f"{kept}/{channels} channels: {values['xz_bpp']:.3f} bpp, {values['psnr']:.2f} dB")
+    for ax in axes:
+        ax.axis("off")
+    figure.tight_layout()
+    return Drawing(figure, values)
+
+
+def loss_decomposition(a: float, b: float, losses: Mapping[str, tuple[float, float]]) -> Drawing:
+    """Eq. 2 for measured losses: a * pixel + b * feature per model, as stacked bars.
+
+    `losses` maps a model name to its measured (pixel loss, feature loss); a and b only reweight them.
+    """
+    if a < 0 or b < 0:
+        raise ValueError("the loss weights a and b must be non-negative")
+    names = list(losses)
+    pixel = np.array([a * losses[n][0] for n in names])
+    feature = np.array([b * losses[n][1] for n in names])
+    figure, ax = plt.subplots(figsize=(7, 3.6))
+    ax.bar(names, pixel, label=f"a x pixel loss (a = {a:g})")
+    ax.bar(names, feature, bottom=pixel, label=f"b x feature loss (b = {b:g})")
+    for i, total in enumerate(pixel + feature):
+        ax.annotate(f"{total:.4g}", (i, total), ha="center", va="bottom")
+    ax.set(ylabel="custom loss (Eq. 2)", title="the same measured losses, reweighted")
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    return Drawing(figure, {f"total_{n}": float(p + f) for n, p, f in zip(names, pixel, feature)} | {"a": a, "b": b})
+
+
+def image_row(images: Mapping[str, np.ndarray], title: str | None = None, size: float = 3.2) -> Figure:
+    """Images side by side with their names as titles."""
+    figure, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.4), squeeze=False)
+    for ax, (name, image) in zip(axes[0], images.items()):
+        ax.imshow(image)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(history: Sequence[Mapping[str, float]], keys: Sequence[str]) -> Drawing:
+    """Per-epoch curves of the history's `keys` (one panel each); values are each key's first and last."""
+    epochs = [record["epoch"] for record in history]
+    figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    values: dict[str, float] = {}
+    for ax, key in zip(axes[0], keys):
+        series = [record[key] for record in history]
+        ax.plot(epochs, series, marker="o")
+        ax.set(xlabel="epoch", title=key)
+        values[f"{key}_first"], values[f"{key}_last"] = float(series[0]), float(series[-1])
+    figure.tight_layout()
+    return Drawing(figure, values)
+
+
+def crop_path(original: np.ndarray, reconstruction: np.ndarray, box: Sequence[float]) -> Drawing:
+    """The feature loss's input path: one MTCNN box drawn on both images, and the two FaceNet crops it cuts.
+
+    Values: the box, the crops' side and their mean absolute difference (0-255 scale).
+    """
+    from matplotlib.patches import Rectangle
+
+    from facelab.faces import FACENET_SIZE, crop_faces
+    from facelab.image_io import to_tensor, to_uint8
+
+    boxes = torch.tensor([list(box)], dtype=torch.float32)
+    crops = [to_uint8(crop_faces(to_tensor(image), boxes)) for image in (original, reconstruction)]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    figure, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    for ax, image, title in zip(axes[:2], (original, reconstruction), ("original + MTCNN box", "reconstruction, same box")):
+        ax.imshow(image)
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="lime", lw=2))
+        ax.set_title(title, fontsize=9)
+    for ax, crop, title in zip(axes[2:], crops, ("FaceNet input: original", "FaceNet input: reconstruction")):
+        ax.imshow(crop)
+        ax.set_title(f"{title}\n{FACENET_SIZE}x{FACENET_SIZE}", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    figure.tight_layout()
+    difference = float(np.abs(crops[0].astype(np.float64) - crops[1].astype(np.float64)).mean())
+    return Drawing(figure, {"box": [x1, y1, x2, y2], "crop_side": crops[0].shape[0], "crop_mean_abs_diff": difference})

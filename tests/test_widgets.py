@@ -1,0 +1,151 @@
+"""The course's drawing functions: each returns a figure and the numbers it plots, and the numbers are right."""
+
+from __future__ import annotations
+
+import lzma
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from facelab import codec, widgets
+from facelab.bitstream import unpack_header
+from facelab.metrics import psnr
+from facelab.weights import load_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("untrained")
+
+
+@pytest.fixture(scope="module")
+def face() -> np.ndarray:
+    """A 40x48 smooth RGB image with some structure: a cheap stand-in for a face."""
+    y, x = np.mgrid[0:40, 0:48]
+    return np.stack([x * 5, y * 6, 128 + 100 * np.sin((x + y) / 5)], axis=2).clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("x", [-0.8, 0.0, 0.5])
+def test_binarizer_histogram_means_are_x_and_minus_x(x: float) -> None:
+    drawing = widgets.binarizer_histogram(x, samples=20000, seed=1)
+    assert isinstance(drawing.figure, Figure)
+    values = drawing.values
+    tolerance = 4 / np.sqrt(20000)
+    assert values["mean_unbiased"] == pytest.approx(x, abs=tolerance)
+    assert values["mean_printed"] == pytest.approx(-x, abs=tolerance)
+    assert values["p_plus_unbiased"] == pytest.approx((1 + x) / 2, abs=tolerance)
+    assert values["mean_unbiased"] == pytest.approx(2 * values["p_plus_unbiased"] - 1)
+
+
+def test_binarizer_histogram_is_reproducible_and_checks_its_input() -> None:
+    a = widgets.binarizer_histogram(0.3, samples=50, seed=7).values
+    b = widgets.binarizer_histogram(0.3, samples=50, seed=7).values
+    assert a == b
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        widgets.binarizer_histogram(1.5)
+    with pytest.raises(ValueError, match="samples"):
+        widgets.binarizer_histogram(0.1, samples=0)
+
+
+def test_quality_vs_bits_with_every_channel_is_the_codec(model, face) -> None:
+    values = widgets.quality_vs_bits(face, model, kept=128, order=list(range(128))).values
+    data = codec.compress(face, model)
+    assert values["xz_bytes"] == len(data)
+    assert values["xz_bpp"] == pytest.approx(codec.bits_per_pixel(data, 40, 48))
+    assert values["psnr"] == pytest.approx(psnr(face, codec.decompress(data, model)))
+    assert values["raw_bpp"] == pytest.approx(128 * 5 * 6 / (40 * 48))
+
+
+def test_quality_vs_bits_file_holds_only_the_kept_channels(model, face) -> None:
+    few = widgets.quality_vs_bits(face, model, kept=16).values
+    many = widgets.quality_vs_bits(face, model, kept=128).values
+    assert few["raw_bpp"] == pytest.approx(16 * 5 * 6 / (40 * 48))
+    assert few["xz_bytes"] < many["xz_bytes"]
+    with pytest.raises(ValueError, match="kept"):
+        widgets.quality_vs_bits(face, model, kept=0)
+
+
+def test_quality_vs_bits_file_is_a_facelab_header_plus_kept_bits(model, face, monkeypatch) -> None:
+    written = {}
+    real = lzma.compress
+    monkeypatch.setattr(widgets.lzma, "compress", lambda data, **kw: written.setdefault("data", data) and real(data, **kw))
+    widgets.quality_vs_bits(face, model, kept=10, order=list(range(128)))
+    header, payload = unpack_header(written["data"])
+    assert header.bits == 10 and (header.height, header.width) == (40, 48)
+    assert len(payload) == header.code_bytes == 10 * 5 * 6 // 8 + (1 if 10 * 5 * 6 % 8 else 0)
+
+
+def test_channel_order_is_a_permutation_led_by_the_most_damaging_channel(model, face) -> None:
+    order = widgets.channel_order(model, face)
+    assert sorted(order) == list(range(128))
+    first, last = order[0], order[-1]
+    code = codec.encode_code(model, face)
+    reference = codec.decode_code(model, code, (40, 48)).astype(float)
+
+    def damage(channel: int) -> float:
+        dropped = code.copy()
+        dropped[channel] = 0
+        return float(((codec.decode_code(model, dropped, (40, 48)) - reference) ** 2).mean())
+
+    assert damage(first) >= damage(last)
+
+
+def test_loss_decomposition_totals_are_a_pixel_plus_b_feature() -> None:
+    losses = {"face": (0.01, 0.4), "face-pixel": (0.008, 0.9)}
+    values = widgets.loss_decomposition(2.0, 0.5, losses).values
+    assert values["total_face"] == pytest.approx(2 * 0.01 + 0.5 * 0.4)
+    assert values["total_face-pixel"] == pytest.approx(2 * 0.008 + 0.5 * 0.9)
+    assert widgets.loss_decomposition(1.0, 0.0, losses).values["total_face"] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="non-negative"):
+        widgets.loss_decomposition(-1.0, 1.0, losses)
+
+
+def test_training_curves_report_first_and_last() -> None:
+    history = [{"epoch": 1, "total": 0.5, "val_psnr": 20.0}, {"epoch": 2, "total": 0.3, "val_psnr": 23.5}]
+    values = widgets.training_curves(history, ["total", "val_psnr"]).values
+    assert values == {"total_first": 0.5, "total_last": 0.3, "val_psnr_first": 20.0, "val_psnr_last": 23.5}
+
+
+def test_show_without_widgets_calls_once_with_the_slider_values(capsys) -> None:
+    calls = []
+
+    def draw(x: float, label: str) -> widgets.Drawing:
+        calls.append((x, label))
+        return widgets.binarizer_histogram(x, samples=10)
+
+    values = widgets.show(draw, interactive=False, x=widgets.slider(0.25, -1.0, 1.0, 0.05), label="fixed")
+    assert calls == [(0.25, "fixed")]
+    assert values["x"] == 0.25
+
+
+def test_show_with_widgets_builds_sliders_for_slider_parameters_only() -> None:
+    import ipywidgets
+
+    panel = widgets.show(widgets.binarizer_histogram, interactive=True,
+                         x=widgets.slider(0.5, -1.0, 1.0, 0.05), samples=widgets.slider(100, 10, 1000, 10), seed=3)
+    controls = {c.description: c for c in panel.children if hasattr(c, "description") and c.description}
+    assert isinstance(controls["x"], ipywidgets.FloatSlider) and controls["x"].value == 0.5
+    assert isinstance(controls["samples"], ipywidgets.IntSlider) and controls["samples"].max == 1000
+    assert "seed" not in controls
+    assert panel.result is None
+
+
+def test_slider_rejects_a_start_outside_its_range() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        widgets.slider(2.0, 0.0, 1.0)
+
+
+def test_crop_path_cuts_the_same_box_from_both_images(face) -> None:
+    original = np.zeros((60, 80, 3), np.uint8)
+    original[10:40, 20:50] = 200
+    reconstruction = original.copy()
+    reconstruction[10:40, 20:50] = 150
+    values = widgets.crop_path(original, reconstruction, (20, 10, 50, 40)).values
+    assert values["box"] == [20.0, 10.0, 50.0, 40.0] and values["crop_side"] == 160
+    assert values["crop_mean_abs_diff"] == pytest.approx(50, abs=1.5)
+    assert widgets.crop_path(original, original, (20, 10, 50, 40)).values["crop_mean_abs_diff"] == 0
