@@ -1,12 +1,13 @@
 """facelab's context-adaptive arithmetic coder for binary codes (coder "context", beyond the paper).
 
-Each bit is predicted from the bits of the earlier channels at the same position by a ridge
-least-squares regression that encoder and decoder refit from everything decoded so far
-(positions are coded coarse-to-fine in doubling phases, channels in order within a phase); the
-regression output and the already-decoded 4-neighbours of the same channel select an adaptive
-Krichevsky-Trofimov counter, and a range coder (`constriction`) codes the bit with it.
-It beats LZMA because the 128 bits at a position are signs of 128 projections of only 64
-features, so they are strongly dependent, and LZMA's byte-string matching cannot see that.
+Positions are coded coarse to fine in doubling phases, channel after channel within a phase; each
+bit is predicted from the bits of all earlier channels at its position by a ridge least-squares
+regression that encoder and decoder refit, in exact fixed-point arithmetic, on everything decoded
+before the phase. That prediction (16 bins) and the sum of the bit's four already-decoded
+interpolation neighbours in its own channel pick one of 144 Krichevsky-Trofimov counters shared by
+all channels, whose probability drives a range coder (`constriction`). It beats LZMA because the
+128 bits at a position are signs of 128 projections of the same 64 features, so most of each bit
+is predictable from the others, a dependence that LZMA's byte-string matching cannot see.
 """
 
 from __future__ import annotations
@@ -28,47 +29,76 @@ FRACTION_BITS = 12
 PREDICTION_BINS = 16
 """Bins of the regression output in [-1, 1], one axis of the counter table."""
 NEIGHBOUR_SUMS = 9
-"""Sum of the four same-channel neighbours already decoded, -4..4: the other axis."""
+"""Sum of the bit's four interpolation neighbours in its channel (+-1 each, 0 off the image): the other axis."""
 _ONE = float(1 << FRACTION_BITS)
 _MAX_WEIGHT = float(1 << (FRACTION_BITS + 4))
 _MAX_PREDICTION = 4 * _ONE
 _CRC_BYTES = 2
+_DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+_CROSS = ((-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def _scales(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per raster position: its scale s (both coordinates multiples of 2**s) and whether it is an 'edge'.
+
+    A 'centre' of scale s has both coordinates odd multiples of 2**s, an 'edge' only one.
+    """
+    yy, xx = np.mgrid[0:height, 0:width]
+    y_zeros, x_zeros = _trailing_zeros(yy.ravel()), _trailing_zeros(xx.ravel())
+    return np.minimum(y_zeros, x_zeros), y_zeros != x_zeros
+
+
+def _trailing_zeros(values: np.ndarray) -> np.ndarray:
+    """Trailing zero bits of each value, with 0 counted as 31 (a multiple of everything)."""
+    zeros = np.zeros(values.shape, np.int64)
+    for shift in range(1, 32):
+        zeros += (values % (1 << shift) == 0).astype(np.int64)
+    return zeros
 
 
 def coding_order(height: int, width: int) -> np.ndarray:
-    """Positions (raster indices) coarse to fine: the 32x32 grid first, then 16x16, ..., then all.
+    """Positions (raster indices) coarse to fine, as in hierarchical interpolation.
 
-    Within a level the positions are scrambled by a fixed integer hash, so that every phase
-    samples the whole image and later positions have already-decoded neighbours.
+    Scales go from coarse to fine, and within a scale the centres come before the edges, so
+    that every position's four interpolation neighbours (see `neighbour_table`) come before it.
+    Ties are broken by a fixed integer hash, so that a phase samples the whole image.
     """
-    yy, xx = np.mgrid[0:height, 0:width]
-    level = np.zeros((height, width), np.int64)
-    for shift in range(1, 16):
-        step = 1 << shift
-        level += ((yy % step == 0) & (xx % step == 0)).astype(np.int64)
+    scale, edge = _scales(height, width)
     raster = np.arange(height * width, dtype=np.uint64)
     scramble = (raster * np.uint64(2654435761)) % np.uint64(1 << 32)
-    return np.lexsort((scramble, -level.ravel())).astype(np.int64)
+    return np.lexsort((scramble, edge, -scale)).astype(np.int64)
 
 
 def phase_bounds(count: int) -> list[int]:
-    """End of each phase in the coding order: 8, 16, 32, ... positions, the last one `count`."""
-    bounds, end = [], FIRST_PHASE
-    while end < count:
-        bounds.append(end)
+    """End of each phase in the coding order, refitting where most bits are.
+
+    8, 16, 32, ... positions, doubling up to a quarter of them, then 3/8, 1/2, 3/4 and all.
+    """
+    ends, end = [], FIRST_PHASE
+    while end < count // 4:
+        ends.append(end)
         end *= 2
-    return bounds + [count] if count else []
+    ends += [count // 4, 3 * count // 8, count // 2, 3 * count // 4, count]
+    return sorted({end for end in ends if 0 < end <= count})
 
 
 def neighbour_table(order: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(n, 4) rank in the coding order of each position's 4-neighbours; n (a 'never') off the image."""
+    """(n, 4) coding-order ranks of each position's interpolation neighbours; n where off the image.
+
+    A centre of scale s has its four diagonal neighbours at distance 2**s, an edge its four
+    horizontal and vertical ones: all of a coarser scale, or centres of the same scale.
+    """
     count = height * width
     rank = np.empty(count, np.int64)
     rank[order] = np.arange(count)
+    scale, edge = _scales(height, width)
+    scale, edge = scale[order], edge[order]
+    step = np.left_shift(1, np.minimum(scale, 30))
     yy, xx = np.divmod(order, width)
     table = np.full((count, 4), count, np.int64)
-    for k, (dy, dx) in enumerate(((-1, 0), (1, 0), (0, -1), (0, 1))):
-        ny, nx = yy + dy, xx + dx
+    for k, ((dy, dx), (ey, ex)) in enumerate(zip(_DIAGONAL, _CROSS)):
+        ny = yy + step * np.where(edge, ey, dy)
+        nx = xx + step * np.where(edge, ex, dx)
         inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
         table[inside, k] = rank[ny[inside] * width + nx[inside]]
     return table
@@ -78,16 +108,20 @@ def unit_ldl(gram: np.ndarray) -> np.ndarray:
     """Unit lower-triangular L of gram = L D L^T, by elimination with element-wise IEEE operations only.
 
     No BLAS reduction is involved, so every platform computes the same bits, which keeps a
-    decoder on another machine in lockstep with the encoder.
+    decoder on another machine in lockstep with the encoder. Single precision is plenty: L is
+    rounded to FRACTION_BITS afterwards.
     """
-    work = gram.copy()
+    work = gram.astype(np.float32)
     size = len(work)
-    lower = np.eye(size)
+    lower = np.eye(size, dtype=np.float32)
+    update = np.empty(size * size, np.float32)
     for k in range(size - 1):
         column = work[k + 1:, k] / work[k, k]
         lower[k + 1:, k] = column
-        work[k + 1:, k + 1:] -= np.multiply.outer(column, work[k, k + 1:])
-    return lower
+        rest = update[: (size - k - 1) ** 2].reshape(size - k - 1, size - k - 1)
+        np.multiply.outer(column, work[k, k + 1:], out=rest)
+        work[k + 1:, k + 1:] -= rest
+    return lower.astype(np.float64)
 
 
 @dataclass
@@ -96,7 +130,7 @@ class _Phase:
 
     start: int
     stop: int
-    weights: np.ndarray        # (C + 1, C + 1) fixed-point unit-lower regression factor
+    weights: np.ndarray        # (C + 1, C + 1) unit-lower regression factor, rounded to FRACTION_BITS
     neighbours: np.ndarray     # (stop - start, 4) ranks, pointing at the zero column when not yet decoded
 
 
@@ -105,7 +139,8 @@ class _ContextModel:
 
     State: `values` (C, n + 1) holds +-1 for decoded bits in coding order (0 = unknown; the last
     column stays 0 for 'no neighbour'); `innovations` (n, C + 1) holds the fixed-point residuals
-    of the regression (column 0 is the constant term); `zeros`/`ones` are the shared counters.
+    of the regression (column 0 is the constant term); `ones`/`totals` are the shared KT counters
+    (ones + 1/2, seen + 1 per context).
     """
 
     def __init__(self, shape: tuple[int, int, int]) -> None:
@@ -118,15 +153,16 @@ class _ContextModel:
         self.innovations[:, 0] = _ONE
         self.gram = np.diag(np.full(self.channels + 1, RIDGE))
         self.gram[0, 0] = 1.0
-        self.zeros = np.zeros(PREDICTION_BINS * NEIGHBOUR_SUMS)
-        self.ones = np.zeros(PREDICTION_BINS * NEIGHBOUR_SUMS)
-        self.p_one = np.full(PREDICTION_BINS * NEIGHBOUR_SUMS, 0.5)
+        self.ones = np.full(PREDICTION_BINS * NEIGHBOUR_SUMS, 0.5)
+        self.totals = np.full(PREDICTION_BINS * NEIGHBOUR_SUMS, 1.0)
+        self.p_one = self.ones / self.totals
 
     def phases(self):
         """Yield each phase after refitting the regression on every position decoded before it."""
         start = 0
         for stop in phase_bounds(self.count):
-            weights = np.clip(np.rint(unit_ldl(self.gram) * _ONE), -_MAX_WEIGHT, _MAX_WEIGHT)
+            weights = np.clip(np.rint(unit_ldl(self.gram) * _ONE), -_MAX_WEIGHT, _MAX_WEIGHT) / _ONE
+            weights[:, 0] += _MAX_PREDICTION / _ONE
             neighbours = self.neighbours[start:stop]
             neighbours = np.where(neighbours < start, neighbours, self.count)
             yield _Phase(start, stop, weights, neighbours)
@@ -144,24 +180,30 @@ class _ContextModel:
             self.gram[channel + 1, 1:] += decoded @ row
 
     def probabilities(self, phase: _Phase, channel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """P(bit = 1) for `channel` at the phase's positions, with the context and prediction used."""
+        """P(bit = 1) for `channel` at the phase's positions, with the context and prediction used.
+
+        The prediction is floor(innovations . weights), clipped to +-4 and returned offset by +4 as
+        an index (the offset rides on the constant term's weight). Innovations are integers and
+        weights multiples of 2**-FRACTION_BITS, small enough that float64 sums them exactly in any
+        order, so every platform agrees.
+        """
         known = self.innovations[phase.start:phase.stop, : channel + 1]
-        prediction = np.floor(known @ phase.weights[channel + 1, : channel + 1] * (1 / _ONE))
-        np.clip(prediction, -_MAX_PREDICTION, _MAX_PREDICTION, out=prediction)
-        around = self.values[channel][phase.neighbours].sum(axis=1)
-        context = _LEVEL_CONTEXT[(prediction + _MAX_PREDICTION).astype(np.intp)] + around.astype(np.intp)
-        return self.p_one[context], context, prediction
+        shifted = known @ phase.weights[channel + 1, : channel + 1]
+        np.maximum(shifted, 0, out=shifted)
+        np.minimum(shifted, 2 * _MAX_PREDICTION, out=shifted)
+        index = shifted.astype(np.intp)
+        around = (self.values[channel][phase.neighbours] @ _FOUR_ONES).astype(np.intp)
+        context = _LEVEL_CONTEXT[index] + around
+        return self.p_one[context], context, index
 
     def commit(self, phase: _Phase, channel: int, bits: np.ndarray, context: np.ndarray,
-               prediction: np.ndarray) -> None:
+               index: np.ndarray) -> None:
         """Record the coded bits: counters, decoded values and regression residuals."""
-        counts = np.bincount(2 * context + bits, minlength=2 * len(self.ones))
-        self.zeros += counts[0::2]
-        self.ones += counts[1::2]
-        self.p_one = (2 * self.ones + 1) / (2 * (self.zeros + self.ones) + 2)
-        signed = 2.0 * bits - 1.0
-        self.values[channel, phase.start:phase.stop] = signed
-        self.innovations[phase.start:phase.stop, channel + 1] = signed * _ONE - prediction
+        self.ones += np.bincount(context, weights=bits, minlength=len(self.ones))
+        self.totals += np.bincount(context, minlength=len(self.totals))
+        self.p_one = self.ones / self.totals
+        self.values[channel, phase.start:phase.stop] = _SIGN[bits]
+        self.innovations[phase.start:phase.stop, channel + 1] = _SIGN_SHIFTED[bits] - index
 
 
 def _level_context() -> np.ndarray:
@@ -173,6 +215,9 @@ def _level_context() -> np.ndarray:
 
 
 _LEVEL_CONTEXT = _level_context()
+_FOUR_ONES = np.ones(4)
+_SIGN = np.array([-1.0, 1.0])
+_SIGN_SHIFTED = _SIGN * _ONE + _MAX_PREDICTION
 
 
 def _family() -> object:
@@ -186,17 +231,20 @@ def encode_bits(bits: np.ndarray) -> bytes:
         raise ValueError(f"expected a (C, h, w) code, got shape {bits.shape}")
     channels, height, width = bits.shape
     model = _ContextModel(bits.shape)
-    in_order = bits.reshape(channels, -1)[:, model.order].astype(np.int32)
-    encoder = constriction.stream.queue.RangeEncoder()
-    family = _family()
+    in_order = bits.reshape(channels, height * width)[:, model.order].astype(np.int32)
+    symbols, probabilities = [], []
     for phase in model.phases():
         for channel in range(channels):
-            symbols = in_order[channel, phase.start:phase.stop]
-            p_one, context, prediction = model.probabilities(phase, channel)
-            encoder.encode(symbols, family, p_one)
-            model.commit(phase, channel, symbols, context, prediction)
+            step = in_order[channel, phase.start:phase.stop]
+            p_one, context, index = model.probabilities(phase, channel)
+            model.commit(phase, channel, step, context, index)
+            symbols.append(step)
+            probabilities.append(p_one)
+    encoder = constriction.stream.queue.RangeEncoder()
+    if symbols:
+        encoder.encode(np.concatenate(symbols), _family(), np.concatenate(probabilities))
     coded = _trim(encoder.get_compressed())
-    return binascii.crc_hqx(coded, 0).to_bytes(_CRC_BYTES, "big") + coded
+    return _checksum(coded) + coded
 
 
 def decode_bits(payload: bytes, shape: tuple[int, int, int]) -> np.ndarray:
@@ -207,8 +255,10 @@ def decode_bits(payload: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     if len(payload) < _CRC_BYTES:
         raise BitstreamError(f"truncated code: {len(payload)} bytes is shorter than its {_CRC_BYTES}-byte checksum")
     coded = bytes(payload[_CRC_BYTES:])
-    if binascii.crc_hqx(coded, 0) != int.from_bytes(payload[:_CRC_BYTES], "big"):
+    if _checksum(coded) != payload[:_CRC_BYTES]:
         raise BitstreamError("corrupt or truncated code: checksum mismatch")
+    if not coded and channels * height * width:
+        raise BitstreamError("truncated code: no coded bits after the checksum")
     model = _ContextModel((channels, height, width))
     in_order = np.zeros((channels, height * width), dtype=bool)
     try:
@@ -216,15 +266,23 @@ def decode_bits(payload: bytes, shape: tuple[int, int, int]) -> np.ndarray:
         family = _family()
         for phase in model.phases():
             for channel in range(channels):
-                p_one, context, prediction = model.probabilities(phase, channel)
+                p_one, context, index = model.probabilities(phase, channel)
                 symbols = decoder.decode(family, p_one)
-                model.commit(phase, channel, symbols, context, prediction)
+                model.commit(phase, channel, symbols, context, index)
                 in_order[channel, phase.start:phase.stop] = symbols
-    except (ValueError, RuntimeError, AssertionError) as exc:
-        raise BitstreamError(f"corrupt code: the range decoder failed ({exc})") from None
+        exhausted = decoder.maybe_exhausted()
+    except Exception as exc:  # constriction reports damaged input with assorted exception types
+        raise BitstreamError(f"corrupt code: the range decoder failed ({type(exc).__name__})") from None
+    if not exhausted:
+        raise BitstreamError("corrupt code: data left over after the last bit")
     bits = np.zeros((channels, height * width), dtype=bool)
     bits[:, model.order] = in_order
     return bits.reshape(channels, height, width)
+
+
+def _checksum(coded: bytes) -> bytes:
+    """CRC-16-CCITT (initial value 0xFFFF, so that runs of zero bytes do not checksum to zero)."""
+    return binascii.crc_hqx(coded, 0xFFFF).to_bytes(_CRC_BYTES, "big")
 
 
 def _trim(words: np.ndarray) -> bytes:

@@ -256,6 +256,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", type=int, default=None, help="natural phase: random crop side in pixels")
     parser.add_argument("--face-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="face phase image size")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the paper's)")
+    parser.add_argument("--beta1", type=float, default=None, help="Adam's first-moment decay (default: the paper's 0.99)")
     parser.add_argument("--max-images", type=int, default=None, help="use at most this many training images")
     parser.add_argument("--steps-per-epoch", type=int, default=None)
     parser.add_argument("--init", default=None, help="weights to start from (default: natural for face runs)")
@@ -269,7 +270,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """`facelab train RUN`: train and print where the checkpoint went."""
     config = make_config(
-        args.run, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, crop=args.crop,
+        args.run, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, crop=args.crop,
         face_size=tuple(args.face_size) if args.face_size else None, max_images=args.max_images,
         steps_per_epoch=args.steps_per_epoch, init=args.init, device=args.device, data_root=args.data_root,
     )

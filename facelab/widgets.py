@@ -60,13 +60,14 @@ def slider(value: float, min: float, max: float, step: float | None = None) -> S
     return Slider(value, min, max, step)
 
 
-def render(drawing: Drawing) -> dict[str, Any]:
-    """Display a drawing's figure once (and close it, so it is not drawn twice); return its numbers."""
+def render(item: Drawing | Figure) -> dict[str, Any] | None:
+    """Display a figure once, whatever matplotlib's backend, and close it; return a drawing's numbers."""
     from IPython.display import display
 
-    display(drawing.figure)
-    plt.close(drawing.figure)
-    return drawing.values
+    figure = item.figure if isinstance(item, Drawing) else item
+    display(figure)
+    plt.close(figure)
+    return item.values if isinstance(item, Drawing) else None
 
 
 def show(fn: Callable[..., Drawing], interactive: bool = True, **params: Any) -> Any:
@@ -256,3 +257,57 @@ def crop_path(original: np.ndarray, reconstruction: np.ndarray, box: Sequence[fl
     figure.tight_layout()
     difference = float(np.abs(crops[0].astype(np.float64) - crops[1].astype(np.float64)).mean())
     return Drawing(figure, {"box": [x1, y1, x2, y2], "crop_side": crops[0].shape[0], "crop_mean_abs_diff": difference})
+
+
+def codecs_at_rate(image: np.ndarray, bpp: float, codecs: Sequence[str] | None = None) -> Drawing:
+    """One image through each classic codec at (at most) `bpp`, side by side: real sizes, PSNR and MS-SSIM.
+
+    Each codec's quality is searched with `facelab.baselines.find_close`; values are per codec.
+    """
+    from facelab import baselines
+    from facelab.metrics import ms_ssim
+
+    codecs = list(codecs or baselines.CODECS)
+    shown, values = {}, {}
+    for name in codecs:
+        encoded = baselines.find_close(image, name, bpp)
+        decoded = baselines.decode(encoded.data, name)
+        values[name] = {"bpp": encoded.bpp, "quality": encoded.quality, "bytes": len(encoded.data),
+                        "psnr": psnr(image, decoded), "ms_ssim": ms_ssim(image, decoded)}
+        shown[f"{name} q={encoded.quality:g}\n{encoded.bpp:.3f} bpp, {values[name]['psnr']:.2f} dB"] = decoded
+    figure = image_row({"original": image, **shown}, title=f"every codec at <= {bpp:.3f} bpp", size=2.6)
+    return Drawing(figure, values)
+
+
+def paper_figure3(image: np.ndarray, model: FaceCodecNet, jpeg_quality: int = 80) -> Drawing:
+    """The paper's Fig. 3 for one face: original, facelab, JPEG at facelab's bpp, JPEG at `jpeg_quality`, metrics.
+
+    Values: bpp, PSNR and MS-SSIM of each coded version, from real files.
+    """
+    from facelab import baselines
+    from facelab.codec import bits_per_pixel, compress, decompress
+    from facelab.metrics import ms_ssim
+
+    data = compress(image, model)
+    rate = bits_per_pixel(data, *image.shape[:2])
+    equal = baselines.find_close(image, "jpeg", rate)
+    paper = baselines.at_quality(image, "jpeg", jpeg_quality)
+    versions = {
+        "facelab": (rate, decompress(data, model)),
+        f"JPEG q{equal.quality:g} (equal bpp)": (equal.bpp, baselines.decode(equal.data, "jpeg")),
+        f"JPEG q{jpeg_quality} (paper's)": (paper.bpp, baselines.decode(paper.data, "jpeg")),
+    }
+    values = {name: {"bpp": bpp, "psnr": psnr(image, decoded), "ms_ssim": ms_ssim(image, decoded)}
+              for name, (bpp, decoded) in versions.items()}
+    figure, axes = plt.subplots(1, 5, figsize=(16, 3.6), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.3]})
+    for ax, (name, picture) in zip(axes, [("(a) original", image)] + [
+            (f"({letter}) {name}", decoded) for letter, (name, (_, decoded)) in zip("bcd", versions.items())]):
+        ax.imshow(picture)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    lines = ["(e) metrics", ""] + [f"{name}\n  {v['bpp']:.3f} bpp  PSNR {v['psnr']:.2f} dB\n  MS-SSIM {v['ms_ssim']:.4f}"
+                                    for name, v in values.items()]
+    axes[4].text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8.5)
+    axes[4].axis("off")
+    figure.tight_layout()
+    return Drawing(figure, values)

@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from facelab import data
-from facelab.data import align, celeba, download as download_module, registry
+from facelab.data import align, celeba, registry
 from facelab.data.files import probe_image, read_rgb
 from facelab.errors import DatasetError
 from facelab.faces import Detection
@@ -97,7 +97,8 @@ def fake_zip_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, members: d
     return tmp_path / "root"
 
 
-def test_download_verifies_the_checksum_then_unpacks_into_the_clic_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_verifies_the_checksum_then_unpacks_into_the_clic_layout(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     png = io.BytesIO()
     Image.new("RGB", (300, 300), "gray").save(png, format="PNG")
     root = fake_zip_dataset(tmp_path, monkeypatch, {"train/a.png": png.getvalue(), "train/b.png": png.getvalue()})
@@ -141,6 +142,7 @@ def test_the_data_root_comes_from_the_argument_then_facelab_data(tmp_path: Path,
 
 # --- natural images (CLIC or natural/) -----------------------------------------------------------
 
+@pytest.mark.data
 def test_natural_images_fall_back_to_natural_and_say_so(data_root: Path) -> None:
     train = data.NaturalImages(data_root, split="train", crop=128)
     val = data.NaturalImages(data_root, split="val", crop=128)
@@ -175,11 +177,15 @@ def test_clic_layouts_are_found_and_preferred_to_natural(tmp_path: Path, layout:
     train, val = data.NaturalImages(tmp_path, crop=64), data.NaturalImages(tmp_path, "val", crop=64)
     assert train.describe()["dataset"] == "clic2020"
     assert (len(train), len(val)) == (5, 2)
-    assert all("kodim" not in str(p) and "test" not in str(p) for p in train.paths + val.paths)
+    used = [str(p.relative_to(tmp_path)) for p in train.paths + val.paths]
+    assert all("kodim" not in p and "test" not in p for p in used)
 
 
-def test_clic_without_valid_images_validates_on_kodak(tmp_path: Path) -> None:
+def test_clic_without_valid_images_validates_on_kodak_or_says_it_cannot(tmp_path: Path) -> None:
     write_image(tmp_path / "clic2020" / "train" / "a.png", (80, 80))
+    assert len(data.NaturalImages(tmp_path, "train", crop=64)) == 1
+    with pytest.raises(DatasetError, match="no val images in .*clic2020 .*natural/kodak"):
+        data.NaturalImages(tmp_path, "val", crop=64)
     write_image(tmp_path / "natural" / "kodak" / "kodim01.png", (80, 80))
     val = data.NaturalImages(tmp_path, "val", crop=64)
     assert [p.name for p in val.paths] == ["kodim01.png"] and "natural/kodak" in val.describe()["source"]
@@ -295,6 +301,9 @@ def test_celeba_detections_are_cached_and_a_changed_file_is_detected_again(tmp_p
     faces = data.CelebAFaces(tmp_path, split="all", progress=False)
     assert calls == [4, 1] and len(faces) == 3
     assert list(cache.glob("celeba/img_align_celeba-*/detections.json"))
+    celeba_status = next(s for s in data.check(tmp_path, progress=False) if s.name == "celeba")
+    assert "MTCNN results cached for 4 of 4 images (3 with a face)" in celeba_status.notes
+    assert (celeba_status.images, celeba_status.identities) == (4, 2)
 
 
 def test_unreadable_and_grayscale_celeba_images_are_counted(tmp_path: Path, cache: Path,
@@ -341,7 +350,7 @@ def test_celeba_split_is_by_identity_and_deterministic(tmp_path: Path) -> None:
 
 
 def test_missing_or_empty_celeba_and_bad_identity_files_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="no img_align_celeba/ or img_celeba/.*img_align_celeba.zip.*mmlab"):
+    with pytest.raises(DatasetError, match="no img_align_celeba/ or img_celeba/.*mmlab.*img_align_celeba.zip"):
         data.CelebAFaces(tmp_path)
     (tmp_path / "celeba" / "img_celeba").mkdir(parents=True)
     with pytest.raises(DatasetError, match="img_celeba holds no images"):
@@ -361,6 +370,7 @@ def test_similarity_fit_recovers_a_known_transform() -> None:
     assert align.similarity_scale(fitted) == pytest.approx(scale)
 
 
+@pytest.mark.data
 def test_real_in_the_wild_celeba_faces_are_aligned_like_celeba(data_root: Path, cache: Path) -> None:
     faces = data.CelebAFaces(data_root, split="val", max_images=2, device="cpu", progress=False)
     identities = data.read_identities(data_root / "celeba" / "identity_CelebA.txt")
@@ -375,6 +385,7 @@ def test_real_in_the_wild_celeba_faces_are_aligned_like_celeba(data_root: Path, 
 
 # --- LFW --------------------------------------------------------------------------------------
 
+@pytest.mark.data
 def test_real_lfw_images_and_identities(data_root: Path) -> None:
     lfw = data.LFWImages(data_root)
     assert (len(lfw), len(lfw.people)) == (13233, 5749)
@@ -384,6 +395,7 @@ def test_real_lfw_images_and_identities(data_root: Path) -> None:
     assert data.LFWImages(data_root, limit=1, size=(112, 96))[0]["image"].shape == (3, 112, 96)
 
 
+@pytest.mark.data
 def test_real_lfw_pairs_are_view_2(data_root: Path) -> None:
     pairs = data.read_pairs(data_root)
     assert len(pairs) == 6000 and sum(p.same for p in pairs) == 3000
@@ -462,6 +474,7 @@ def test_pairs_naming_missing_images_raise_or_are_skipped_and_counted(tmp_path: 
 
 # --- check ------------------------------------------------------------------------------------
 
+@pytest.mark.data
 def test_check_counts_the_real_data(data_root: Path) -> None:
     statuses = {status.name: status for status in data.check(data_root, progress=False)}
     assert not statuses["clic2020"].found and "download('clic2020')" in statuses["clic2020"].missing[0]

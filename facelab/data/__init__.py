@@ -11,7 +11,7 @@ from typing import Any
 
 from facelab.data.celeba import CelebAFaces, find_celeba, read_identities
 from facelab.data.check import DatasetStatus, check, format_check
-from facelab.data.download import download
+from facelab.data.downloads import download
 from facelab.data.lfw import LFWImages, LFWPair, find_lfw, read_pairs
 from facelab.data.natural import NaturalImages, find_natural
 from facelab.data.registry import REGISTRY, DatasetInfo, OfficialFile, dataset_info

@@ -4,8 +4,9 @@ Like the paper, only faces MTCNN detects are kept; the box MTCNN finds on each (
 with it, for the feature loss. Detection runs once per image: results are cached under
 `facelab.runtime.cache_dir()/celeba/`, keyed by each file's size and modification time so that a
 changed file is detected again. In-the-wild images are aligned like CelebA's own crops
-(`facelab.data.align`): MTCNN's five landmarks are fitted to CelebA's mean aligned landmarks, which
-puts the face box at about 46% of the 178-px width, and the 178x218 crops are cached as PNG.
+(`facelab.data.align`): MTCNN's five landmarks are fitted to CelebA's mean aligned landmarks, and the
+178x218 crops are cached as PNG. On the course's 1,022 in-the-wild images this puts MTCNN's box on the
+crop at 46% of the width (median; 5th-95th percentile 42-50%), centred at (88, 124).
 
 Split (deterministic): with identities, 'val' is every tenth identity in ascending order (10% of
 people, none shared with 'train'); without, every tenth file by name. 'all' is everything.
@@ -16,9 +17,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from facelab.data.align import CELEBA_SIZE, align_face
-from facelab.data.files import file_key, folder_tag, list_images, read_rgb
+from facelab.data.files import file_key, folder_tag, image_tensor, list_images, read_rgb
 from facelab.data.registry import missing_error
 from facelab.errors import DatasetError, ImageError
 from facelab.image_io import atomic_write, encode_png, load_image
@@ -188,7 +189,7 @@ def cached_results(index: FaceIndex, files: list[Path], detect_chunk: ChunkDetec
                         good.append(path)
                     except ImageError as exc:
                         index.store(path, {"box": None, "problem": f"unreadable: {exc}", "gray": False})
-                for path, image, entry in zip(good, images, detect_chunk(good, images)):
+                for path, image, entry in zip(good, images, detect_chunk(good, images), strict=True):
                     index.store(path, {**entry, "gray": looks_gray(image)})
                 bar.update(len(chunk))
     finally:
@@ -228,14 +229,14 @@ def crop_wild(layout: CelebALayout, files: list[Path], device: str | None, progr
 
     def detect_chunk(paths: list[Path], images: list[np.ndarray]) -> list[dict]:
         shrunk = [shrink_for_detection(image) for image in images]
+        faces = detect_faces([small for small, _ in shrunk], device=device)
         entries: list[dict] = [{"box": None, "problem": "no face found by MTCNN", "crop": None} for _ in paths]
         crops, placed = [], []
-        for number, (image, (small, factor), face) in enumerate(
-                zip(images, shrunk, detect_faces([small for small, _ in shrunk], device=device))):
+        for number, (image, (_, factor), face) in enumerate(zip(images, shrunk, faces, strict=True)):
             if face is not None:
                 crops.append(align_face(image, (face.landmarks + 0.5) * factor - 0.5))
                 placed.append(number)
-        for number, crop, face in zip(placed, crops, detect_faces(crops, device=device)):
+        for number, crop, face in zip(placed, crops, detect_faces(crops, device=device), strict=True):
             if face is None:
                 entries[number]["problem"] = "no face found by MTCNN on the aligned crop"
                 continue
@@ -253,11 +254,12 @@ def crop_wild(layout: CelebALayout, files: list[Path], device: str | None, progr
             for path, entry in results.items()}
 
 
-def cached_count(layout: CelebALayout, files: list[Path]) -> int:
-    """How many of `files` already have a cached detection (or crop); for `facelab data check`."""
+def cached_count(layout: CelebALayout, files: list[Path]) -> tuple[int, int]:
+    """(files with a cached MTCNN result, of which with a face); for `facelab data check`."""
     name = "detections.json" if layout.kind == "aligned" else "crops.json"
     index = FaceIndex(cache_folder(layout) / name)
-    return sum(index.lookup(path) is not None for path in files)
+    entries = [entry for entry in map(index.lookup, files) if entry is not None]
+    return len(entries), sum(entry["box"] is not None for entry in entries)
 
 
 class CelebAFaces(Dataset):
@@ -300,7 +302,7 @@ class CelebAFaces(Dataset):
         if self.size and self.size != (height, width):
             image = np.asarray(Image.fromarray(image).resize(self.size[::-1], Image.Resampling.BICUBIC))
             box = box * np.array([self.size[1] / width, self.size[0] / height] * 2, dtype=np.float32)
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255),
+        return {"image": image_tensor(image),
                 "box": torch.from_numpy(box.copy()), "identity": identity, "path": str(image_path),
                 "source": str(source)}
 

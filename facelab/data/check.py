@@ -111,7 +111,8 @@ def check_celeba(root: Path, progress: bool) -> DatasetStatus:
     else:
         status.missing.append(f"{layout.location / 'identity_CelebA.txt'} (optional; without it there are no "
                               "identities and the split is by file name)")
-    status.notes.append(f"MTCNN results cached for {cached_count(layout, files)} of {len(files)} images")
+    cached, faces = cached_count(layout, files)
+    status.notes.append(f"MTCNN results cached for {cached} of {len(files)} images ({faces} with a face)")
     return status
 
 

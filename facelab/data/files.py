@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
@@ -84,6 +85,11 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         return load_image(path)
     except ImageError as exc:
         raise DatasetError(f"dataset image cannot be read: {exc}; run `facelab data check`") from None
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float32 in [0, 1], copied (Pillow's arrays may be read-only)."""
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(255)
 
 
 def file_key(path: Path) -> list[int]:

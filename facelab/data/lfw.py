@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from facelab.data.files import Scan, list_images, read_rgb, scan_images
+from facelab.data.files import Scan, image_tensor, list_images, read_rgb, scan_images
 from facelab.data.registry import missing_error
 from facelab.errors import DatasetError
 from facelab.runtime import data_root
@@ -88,7 +87,7 @@ class LFWImages(Dataset):
         image = read_rgb(path)
         if self.size and self.size != image.shape[:2]:
             image = np.asarray(Image.fromarray(image).resize(self.size[::-1], Image.Resampling.BICUBIC))
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255),
+        return {"image": image_tensor(image),
                 "identity": self._identity[path.parent.name], "name": path.parent.name, "path": str(path)}
 
     def describe(self) -> dict[str, object]:

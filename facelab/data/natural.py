@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from facelab.data.files import Scan, list_images, read_rgb, scan_images
+from facelab.data.files import Scan, image_tensor, list_images, read_rgb, scan_images
 from facelab.data.registry import missing_error
 from facelab.runtime import data_root
 
@@ -64,22 +64,20 @@ def find_clic(root: Path) -> NaturalSource | None:
 
 
 def find_natural(root: str | os.PathLike | None = None) -> NaturalSource:
-    """The natural-image source under the data root: CLIC 2020 when present, else natural/, else DatasetError."""
+    """The natural-image source under the data root: CLIC 2020 when present, else natural/, else DatasetError.
+
+    Validation is CLIC's valid images, else natural/kodak; `val` is empty when neither exists.
+    """
     root = data_root(root)
     clic = find_clic(root)
     kodak = list_images(root / "natural" / "kodak")
     photos = list_images(root / "natural" / "photos")
     if clic:
-        if not clic.val:
-            if not kodak:
-                raise missing_error("clic2020", root, f"{clic.location} has training images but no valid/ folder "
-                                    "and there is no natural/kodak/ to validate on")
+        if not clic.val and kodak:
             clic.val, clic.note = kodak, f"{clic.note} (validation: natural/kodak, CLIC has no valid/ images)"
         return clic
     if not kodak and not photos:
         raise missing_error("clic2020", root, "neither CLIC 2020 nor the natural/ fallback (kodak/, photos/) was found")
-    if not kodak:
-        raise missing_error("natural", root, f"{root / 'natural' / 'kodak'} holds no images (needed for validation)")
     note = f"natural/ fallback at {root / 'natural'} (CLIC 2020 not found under {root})"
     return NaturalSource("natural", root / "natural", photos + kodak, kodak, note)
 
@@ -108,11 +106,13 @@ class NaturalImages(Dataset):
         self.source = find_natural(root)
         self.split, self.crop = split, crop
         paths = self.source.train if split == "train" else self.source.val
+        if not paths:
+            raise missing_error(self.source.name, data_root(root), f"no {split} images in {self.source.location} "
+                                "(validation needs CLIC's valid/ images or natural/kodak/)")
         self.scan: Scan = scan_images(paths[:max_images] if max_images else paths, progress)
-        for path in list(self.scan.good):
-            if min(image_size(path)) < crop:
-                self.scan.good.remove(path)
-                self.scan.skipped[str(path)] = f"smaller than the {crop}-px crop"
+        small = {path for path in self.scan.good if min(image_size(path)) < crop}
+        self.scan.skipped.update({str(path): f"smaller than the {crop}-px crop" for path in sorted(small)})
+        self.scan.good = [path for path in self.scan.good if path not in small]
         self.paths = self.scan.good
         if not self.paths:
             raise missing_error(self.source.name, data_root(root),
@@ -146,7 +146,7 @@ class NaturalImages(Dataset):
         else:
             top, left = (height - self.crop) // 2, (width - self.crop) // 2
         patch = image[top:top + self.crop, left:left + self.crop]
-        return torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float().div(255)
+        return image_tensor(patch)
 
     def describe(self) -> dict[str, object]:
         """JSON-ready description: which source was used (CLIC or natural/), where, and the counts."""

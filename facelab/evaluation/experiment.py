@@ -1,0 +1,225 @@
+"""The whole LFW evaluation: the paper's Tables 1 and 2, equal-bpp codecs, curves, BD-rate, files and timings."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from facelab import __version__
+from facelab.baselines import CODECS
+from facelab.errors import ModelError
+from facelab.evaluation.context import RunContext, resolve_precision
+from facelab.evaluation.methods import CodecMethod, EqualRateMethod, FacelabMethod, Method
+from facelab.evaluation.originals import FALLBACK_BOX, Originals, compute_originals
+from facelab.evaluation.output import per_image_table, write_results
+from facelab.evaluation.paper import LFW_IMAGES, PAPER_TABLE1, PAPER_TABLE2
+from facelab.evaluation.runner import MethodResult, coded_sizes, evaluate_method, original_result
+from facelab.evaluation.scores import bd_rates, score
+from facelab.evaluation.selection import EvalSet, folder_set, lfw_set, select
+from facelab.evaluation.timing import StageTimer
+from facelab.model import FaceCodecNet
+from facelab.runtime import get_device
+from facelab.weights import SHIPPED, SHIPPED_DIR, load_model, read_checkpoint
+
+CURVE_QUALITIES = {
+    "jpeg": (5, 10, 20, 40, 70, 90),
+    "webp": (5, 20, 40, 70, 90),
+    "jpeg2000": (150.0, 80.0, 40.0, 20.0, 12.0),
+    "avif": (10, 30, 50, 70, 85),
+}
+"""Each codec's quality settings for the curves (JPEG 2000's is a compression ratio: 24 / ratio bpp),
+chosen to span about 0.15-2 bpp on LFW's 250x250 images, the range of facelab's operating points."""
+
+SCALES = (0.5, 0.625, 0.75, 1.0)
+"""Facelab operating points: the image is coded at these fractions of its size (4 points: BD-rate's minimum)."""
+
+
+@dataclass
+class EvaluationConfig:
+    """What to evaluate and how (defaults: LFW, models 'face' and 'face-pixel', JPEG q70/80/90, curves on 500)."""
+
+    output: Path = Path("results/lfw")
+    root: str | None = None
+    images: str | None = None
+    limit: int | None = None
+    seed: int = 0
+    models: tuple[str, ...] = ("face", "face-pixel")
+    jpeg_qualities: tuple[int, ...] = (70, 80, 90)
+    curves: bool = True
+    curve_limit: int = 500
+    scales: tuple[float, ...] = SCALES
+    coders: tuple[str, ...] = ("xz", "context")
+    curve_qualities: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(CURVE_QUALITIES))
+    equal_rate: tuple[str, ...] = CODECS
+    pairs: bool = True
+    batch_size: int = 64
+    device: str = "cpu"
+    threads: int | None = None
+    progress: bool = True
+    cache: Path | None = None
+    precision: str = "auto"
+
+
+def choose_threads(requested: int | None) -> int:
+    """Torch threads: the number asked for, else every core when the machine is idle, else one fewer (at least 1).
+
+    When other processes keep the cores busy, fewer threads avoid OpenMP workers spin-waiting for a core.
+    """
+    if requested:
+        return max(1, requested)
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return cores if load < 0.5 else max(1, cores - max(1, round(load)))
+
+
+def model_label(spec: str, model: torch.nn.Module) -> str:
+    """A model's row name: the shipped name or 'untrained' as given, else the checkpoint file's stem."""
+    return spec if spec in SHIPPED or spec == "untrained" else Path(spec).stem
+
+
+def extra_checkpoints() -> list[Path]:
+    """Checkpoints in the shipped weights folder besides the shipped ones whose code has fewer than 128 bits."""
+    found = []
+    for path in sorted(SHIPPED_DIR.glob("*.pt")):
+        if path.stem in SHIPPED:
+            continue
+        try:
+            if read_checkpoint(path).get("bits", 128) < 128:
+                found.append(path)
+        except ModelError:
+            continue
+    return found
+
+
+def _load_set(config: EvaluationConfig) -> EvalSet:
+    """The full evaluation set the config names: an image folder, else LFW under the data root."""
+    evalset = folder_set(config.images) if config.images else lfw_set(config.root)
+    if not config.pairs:
+        evalset.pairs = []
+    return evalset
+
+
+@dataclass
+class _Session:
+    """One evaluation under way: its config, context, evaluated set, its seeded order and the originals' data."""
+
+    config: EvaluationConfig
+    context: RunContext
+    evalset: EvalSet
+    order: list[int]
+    originals: Originals
+    per_image: list[tuple[str, MethodResult, str, list[int]]] = field(default_factory=list)
+
+    def run(self, method: Method, subset: EvalSet | None = None, originals: Originals | None = None) -> MethodResult:
+        """A method's per-image results on the whole set, or on a subset with its originals' data."""
+        return evaluate_method(method, (subset or self.evalset).images, originals or self.originals, self.context)
+
+    def paper_tables(self, models: dict[str, FaceCodecNet]) -> tuple[dict, list[dict]]:
+        """Table 1 (per model) and Table 2 rows: the originals, each model (.xz, full size) and each JPEG quality."""
+        lfw = self.evalset.name == "lfw"
+        original = score(original_result(self.originals), "file", self.originals, self.evalset)
+        original["method"] = "original JPEG files" if lfw else "original files"
+        table1, table2 = {}, [original]
+        everything = list(range(len(self.evalset.images)))
+        methods = [(FacelabMethod(model, 1.0, label), "xz") for label, model in models.items()]
+        methods += [(CodecMethod("jpeg", quality), "jpeg") for quality in self.config.jpeg_qualities]
+        for method, coder in methods:
+            result = self.run(method)
+            row = score(result, coder, self.originals, self.evalset)
+            table2.append(row)
+            self.per_image.append((row["method"], result, coder, everything))
+            if isinstance(method, FacelabMethod):
+                table1[method.label] = row
+        return table1, table2
+
+    def curve_subset(self) -> tuple[EvalSet, list[int], Originals]:
+        """The curves' and equal-bpp subset: the first --curve-limit images of the seeded order."""
+        index = sorted(self.order[:self.config.curve_limit])
+        return self.evalset.subset(self.config.curve_limit, self.order), index, self.originals.take(index)
+
+    def curves(self, models: dict[str, FaceCodecNet]) -> list[dict]:
+        """Rate-distortion / rate-accuracy points: each model at each scale and coder, each codec at each quality."""
+        subset, _, originals = self.curve_subset()
+        curve_models = dict(models)
+        for path in extra_checkpoints():
+            curve_models[path.stem] = load_model(path, self.context.device)
+        points = []
+        for label, model in curve_models.items():
+            for scale in self.config.scales if label in models else (1.0,):
+                method = FacelabMethod(model, scale, label)
+                result = self.run(method, subset, originals)
+                for coder in self.config.coders:
+                    if coder != "xz":
+                        result.sizes[coder] = coded_sizes(method, coder, subset.images, self.context)
+                    row = score(result, coder, originals, subset)
+                    points.append({**row, "method": f"{method.name} ({coder})",
+                                   "curve": f"facelab {method.label} ({coder})", "scale": scale})
+        for codec, qualities in self.config.curve_qualities.items():
+            for quality in qualities:
+                row = score(self.run(CodecMethod(codec, quality), subset, originals), codec, originals, subset)
+                points.append({**row, "curve": codec})
+        return points
+
+    def equal_rate(self, label: str, model: FaceCodecNet) -> list[dict]:
+        """The reference model's row, then each codec coding every image at that image's .xz bpp."""
+        subset, index, originals = self.curve_subset()
+        reference = FacelabMethod(model, 1.0, label)
+        result = self.run(reference, subset, originals)
+        bpp = 8.0 * result.sizes["xz"] / (originals.heights * originals.widths)
+        targets = {image.key: float(value) for image, value in zip(subset.images, bpp)}
+        rows = [score(result, "xz", originals, subset)]
+        for codec in self.config.equal_rate:
+            method = EqualRateMethod(codec, targets, label, {**reference.cache_key, "coder": "xz"})
+            coded = self.run(method, subset, originals)
+            rows.append(score(coded, codec, originals, subset))
+            self.per_image.append((method.name, coded, codec, index))
+        return rows
+
+
+def run_evaluation(config: EvaluationConfig) -> dict:
+    """Evaluate everything the config asks for, write the results folder, and return results.json's content."""
+    threads = choose_threads(config.threads)
+    torch.set_num_threads(threads)
+    device = get_device(config.device)
+    context = RunContext(device, resolve_precision(config.precision, device), config.batch_size, config.cache,
+                         StageTimer(), config.progress)
+    full = _load_set(config)
+    evalset, order = select(full, config.limit, config.seed)
+    with context.timer("load models"):
+        models = {}
+        for spec in config.models:
+            model = load_model(spec, device)
+            models[model_label(spec, model)] = model
+    session = _Session(config, context, evalset, order, compute_originals(evalset.images, context))
+    table1, table2 = session.paper_tables(models)
+    curve_set, _, curve_originals = session.curve_subset()
+    curve_points = session.curves(models) if config.curves else []
+    equal_rows = session.equal_rate(*next(iter(models.items()))) if config.equal_rate and models else []
+    curve_original = score(original_result(curve_originals), "file", curve_originals, curve_set)
+    curve_original["method"] = table2[0]["method"]
+    results = {
+        "facelab_version": __version__,
+        "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+                     "threads_used": threads, "device_used": str(device),
+                     "facenet_precision_used": context.precision, "fallback_box": FALLBACK_BOX,
+                     "machine": f"{platform.machine()}, {os.cpu_count()} cores"},
+        "dataset": {"name": evalset.name, "source": evalset.source, "available": full.total_available,
+                    "images": len(evalset.images), "selection": evalset.selection,
+                    "identities": None if evalset.identities is None else int(len(set(evalset.identities))),
+                    "pairs": len(evalset.pairs), "curve_images": len(curve_set.images),
+                    "curve_pairs": len(curve_set.pairs),
+                    "originals_without_face": int((~session.originals.detected).sum())},
+        "paper": {"table1": PAPER_TABLE1, "table2": PAPER_TABLE2, "lfw_images": LFW_IMAGES},
+        "table1": table1,
+        "table2": table2,
+        "equal_bpp": equal_rows,
+        "curves": curve_points,
+        "curve_original": curve_original,
+        "bd_rate": bd_rates(curve_points),
+    }
+    write_results(config.output, results, context.timer, per_image_table(evalset, session.originals, session.per_image))
+    return results

@@ -1,0 +1,151 @@
+"""The evaluation's tables as Markdown and CSV, next to the paper's numbers, and everything in results.json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from facelab.evaluation.paper import LFW_IMAGES, PAPER_TABLE1, PAPER_TABLE2
+from facelab.image_io import atomic_write
+
+PROTOCOL = """## How these numbers are made
+
+- **bpp** = 8 x bytes of the real compressed file / pixels of the ORIGINAL image (facelab: the `.xz` file
+  `facelab.codec.compress` writes; codecs: Pillow's file). **MB** = total bytes / 10^6 (the paper does not say
+  whether its MB are 10^6 or 2^20 bytes).
+- **Compression ratio**: the paper's 5.89 at 0.76 bpp matches neither 24 / bpp nor the LFW JPEG files, so both
+  are given: raw 24-bit RGB size / file size, and original JPEG file size / file size.
+- **Crops**: MTCNN's most probable face box on the ORIGINAL crops both the original and the reconstruction
+  (RoIAlign to 160x160) before FaceNet; where MTCNN finds no face in an original a fixed median box is used.
+- **Average cosine**: between FaceNet embeddings of each original and its reconstruction.
+- **1-NN acc. (paper's)**: gallery = embeddings of all originals of the set, probe = each reconstruction; correct
+  when the most cosine-similar original shows the probe's identity (its own original is in the gallery).
+  **Own original excluded**: the same without the probe's own original (probes whose identity has a single
+  image in the set are not scored).
+- **Faces not detected**: reconstructions in which MTCNN finds no face; the originals row counts originals.
+- **Pairs acc.**: LFW View-2 protocol on the reconstructions of both images of each pair, cosine similarity,
+  threshold chosen on 9 folds and applied to the 10th, mean over folds (only the pairs complete in the set).
+- **Equal bpp**: each image coded by the codec at the largest file at or under that image's facelab bpp.
+- **Facelab operating points** (curves): the image is coded at a fraction of its size and upscaled back
+  (bicubic); bpp still counts the original pixels. Both entropy coders give the same reconstruction.
+- **BD-rate**: Bjøntegaard delta rate against the JPEG curve (negative = fewer bits at equal quality).
+"""
+"""The protocol notes appended to results.md."""
+
+Table = tuple[list[str], list[list[Any]]]
+"""A table: its header and its rows of cells."""
+
+
+def cell(value: Any, digits: int = 3) -> str:
+    """A value as table text: numbers to `digits` decimals, None / nan as an em dash, inf as 'inf'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown(table: Table) -> str:
+    """A GitHub Markdown table."""
+    header, rows = table
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(table: Table) -> str:
+    """The table as CSV, numbers at full precision, missing values empty."""
+    header, rows = table
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([["" if value is None else value for value in row] for row in rows])
+    return buffer.getvalue()
+
+
+def table1(model: str, row: dict) -> Table:
+    """Table 1 for one model: bpp, both compression ratios, PSNR, MS-SSIM as average / max / min, and the paper's."""
+    paper = PAPER_TABLE1 if model == "face" else {}
+    lines = [("bpp (.xz files)", "bpp", "bpp"),
+             ("compression ratio vs raw 24-bit RGB", "ratio_raw", None),
+             ("compression ratio vs original JPEG file", "ratio_file", None),
+             ("compression ratio (paper's, definition not given)", None, "compression_ratio"),
+             ("PSNR (dB)", "psnr", "psnr"),
+             ("MS-SSIM", "ms_ssim", "ms_ssim")]
+    rows = []
+    for label, ours, theirs in lines:
+        values = [row[ours][key] if ours else None for key in ("mean", "max", "min")]
+        published = [paper[theirs][key] if theirs and paper else None for key in ("mean", "max", "min")]
+        rows.append([label, *values, *published])
+    return ["metric", "average", "maximum", "minimum", "paper average", "paper maximum", "paper minimum"], rows
+
+
+def paper_row_name(row: dict) -> str | None:
+    """The paper's Table 2 row matching one of ours ('face', 'face-pixel', 'jpeg-q70', ...), if any."""
+    if row["family"] == "facelab":
+        return row["method"]
+    if row["family"] == "jpeg" and row["quality"] is not None:
+        return f"jpeg-q{row['quality']['mean']:g}"
+    return None
+
+
+def table2(rows: list[dict], lfw: bool) -> Table:
+    """Table 2: dataset size, bpp, cosine, both 1-NN accuracies, misses, pairs accuracy, and the paper's row."""
+    header = ["method", "images", "MB"] + ([f"MB for {LFW_IMAGES:,}"] if lfw else []) + [
+        "bpp", "avg cosine", "1-NN acc. (paper's)", "1-NN acc. (own original excluded)", "faces not detected",
+        "pairs acc. (10-fold)", "paper MB", "paper cosine", "paper acc.", "paper not detected"]
+    out = []
+    for row in rows:
+        paper = PAPER_TABLE2.get(paper_row_name(row) or "", {})
+        scaled = [row["bytes"] / row["images"] * LFW_IMAGES / 1e6] if lfw else []
+        out.append([row["method"], row["images"], row["mb"], *scaled, row["bpp"]["mean"], row["cosine"],
+                    row["nn_accuracy"], row["nn_accuracy_strict"], row["not_detected"], row["pairs_accuracy"],
+                    paper.get("mb"), paper.get("cosine"), paper.get("accuracy"), paper.get("not_detected")])
+    return header, out
+
+
+def points_table(rows: list[dict]) -> Table:
+    """Rate-distortion and rate-accuracy points (also the equal-bpp table): averages per method."""
+    header = ["method", "images", "bpp", "PSNR (dB)", "MS-SSIM", "avg cosine", "1-NN acc. (paper's)",
+              "1-NN acc. (own original excluded)", "faces not detected", "pairs acc. (10-fold)"]
+    return header, [[row["method"], row["images"], row["bpp"]["mean"], row["psnr"]["mean"], row["ms_ssim"]["mean"],
+                     row["cosine"], row["nn_accuracy"], row["nn_accuracy_strict"], row["not_detected"],
+                     row["pairs_accuracy"]] for row in rows]
+
+
+def bd_table(entries: list[dict]) -> Table:
+    """BD-rate (%) of each curve against JPEG, per quality metric; negative = fewer bits at equal quality."""
+    metrics = sorted({metric for entry in entries for metric in entry["bd_rate"]})
+    return ["curve", *[f"BD-rate vs JPEG, {metric} (%)" for metric in metrics]], [
+        [entry["curve"], *[entry["bd_rate"].get(metric) for metric in metrics]] for entry in entries]
+
+
+def timings_table(timings: dict[str, float]) -> Table:
+    """Seconds per stage."""
+    return ["stage", "seconds"], [[stage, seconds] for stage, seconds in timings.items()]
+
+
+def write_table(folder: Path, name: str, table: Table) -> None:
+    """<name>.md and <name>.csv under `folder`."""
+    atomic_write(folder / f"{name}.md", markdown(table).encode(), overwrite=True)
+    atomic_write(folder / f"{name}.csv", csv_text(table).encode(), overwrite=True)
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace nan / inf floats by None, recursively, so results.json is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, results: dict) -> None:
+    """results.json, atomically."""
+    atomic_write(path, (json.dumps(_json_safe(results), indent=1) + "\n").encode(), overwrite=True)

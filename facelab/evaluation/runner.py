@@ -1,0 +1,113 @@
+"""Run one method over a set of images: real file sizes, PSNR, MS-SSIM, FaceNet embedding and MTCNN detection.
+
+The reconstruction is embedded through the ORIGINAL's face box (the paper's crop path), and MTCNN is run
+on it afresh only to count the faces it no longer finds. Rows are cached per method and image, so adding a
+method, or raising --limit, redoes nothing already done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from facelab import faces
+from facelab.data.files import read_rgb
+from facelab.evaluation.context import RunContext
+from facelab.evaluation.methods import FacelabMethod, Method
+from facelab.evaluation.originals import CHUNK, Originals, embed_crops, embedder_settings, prepare_mtcnn
+from facelab.evaluation.selection import EvalImage
+from facelab.evaluation.store import ShardStore, store_folder
+from facelab.metrics import cosine_similarity, ms_ssim, psnr
+
+
+@dataclass
+class MethodResult:
+    """Per-image results of one method: bytes per coder, quality used, PSNR, MS-SSIM, embeddings, cosine, detection."""
+
+    name: str
+    family: str
+    sizes: dict[str, np.ndarray]
+    quality: np.ndarray
+    psnr: np.ndarray
+    ms_ssim: np.ndarray
+    embeddings: np.ndarray
+    cosine: np.ndarray
+    detected: np.ndarray
+
+    def take(self, indices: list[int] | np.ndarray) -> MethodResult:
+        """The rows at `indices` (a subset of the images)."""
+        index = np.asarray(indices, dtype=np.int64)
+        return MethodResult(self.name, self.family, {coder: size[index] for coder, size in self.sizes.items()},
+                            self.quality[index], self.psnr[index], self.ms_ssim[index], self.embeddings[index],
+                            self.cosine[index], self.detected[index])
+
+
+def original_result(originals: Originals) -> MethodResult:
+    """The originals as a 'method': their file sizes, PSNR inf, MS-SSIM 1, cosine 1, MTCNN's own detections."""
+    count = len(originals.detected)
+    return MethodResult("original", "original", {"file": originals.file_bytes}, np.full(count, np.nan),
+                        np.full(count, np.inf), np.ones(count), originals.embeddings,
+                        cosine_similarity(originals.embeddings, originals.embeddings), originals.detected)
+
+
+def _compute_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray,
+                   context: RunContext) -> dict[str, np.ndarray]:
+    """The cached columns for one chunk of images."""
+    device, timer, batch_size = context.device, context.timer, context.batch_size
+    with timer("load"):
+        arrays = [read_rgb(image.path) for image in images]
+    with timer(f"codec {method.family}"):
+        coded = [method.code(array, image.key) for array, image in zip(arrays, images)]
+    reconstructions = [item.reconstruction for item in coded]
+    with timer("psnr + ms-ssim"):
+        psnrs = np.asarray([psnr(a, r) for a, r in zip(arrays, reconstructions)])
+        ms_ssims = np.asarray([ms_ssim(a, r) for a, r in zip(arrays, reconstructions)])
+    with timer("facenet reconstructions"):
+        embeddings = embed_crops(reconstructions, boxes, context)
+    with timer("mtcnn reconstructions"):
+        detections = faces.detect_faces(reconstructions, device=device, batch_size=batch_size)
+    columns = {f"bytes_{coder}": np.asarray([item.sizes[coder] for item in coded], dtype=np.int64)
+               for coder in method.coders}
+    return {**columns, "quality": np.asarray([item.quality for item in coded], dtype=np.float64), "psnr": psnrs,
+            "ms_ssim": ms_ssims, "embedding": embeddings, "detected": np.asarray([d is not None for d in detections])}
+
+
+def evaluate_method(method: Method, images: list[EvalImage], originals: Originals, context: RunContext) -> MethodResult:
+    """Per-image results of `method` on `images` (whose originals' data is `originals`), cached and resumable."""
+    store = ShardStore(store_folder(context.cache, "methods", {**method.cache_key, **embedder_settings(context)}))
+    prepare_mtcnn(context)
+    keys = [image.key for image in images]
+    missing = store.missing(keys)
+    with tqdm(total=len(missing), desc=method.name, unit="img", disable=not context.progress or not missing) as bar:
+        for start in range(0, len(missing), CHUNK):
+            chunk = missing[start:start + CHUNK]
+            columns = _compute_chunk(method, [images[i] for i in chunk], originals.boxes[chunk], context)
+            store.add([keys[i] for i in chunk], columns)
+            bar.update(len(chunk))
+    columns = store.gather(keys)
+    embeddings = columns["embedding"].astype(np.float32)
+    return MethodResult(method.name, method.family,
+                        {coder: columns[f"bytes_{coder}"].astype(np.int64) for coder in method.coders},
+                        columns["quality"], columns["psnr"], columns["ms_ssim"], embeddings,
+                        cosine_similarity(originals.embeddings, embeddings), columns["detected"].astype(bool))
+
+
+def coded_sizes(method: FacelabMethod, coder: str, images: list[EvalImage], context: RunContext) -> np.ndarray:
+    """Bytes of each image under another entropy coder (e.g. 'context'); cached like every other result."""
+    timer = context.timer
+    store = ShardStore(store_folder(context.cache, "sizes", {**method.cache_key, "coder": coder}))
+    keys = [image.key for image in images]
+    missing = store.missing(keys)
+    with tqdm(total=len(missing), desc=f"{method.name} ({coder})", unit="img",
+              disable=not context.progress or not missing) as bar:
+        for start in range(0, len(missing), CHUNK):
+            chunk = missing[start:start + CHUNK]
+            with timer("load"):
+                arrays = [read_rgb(images[i].path) for i in chunk]
+            with timer(f"coder {coder}"):
+                sizes = np.asarray([method.size(array, coder) for array in arrays], dtype=np.int64)
+            store.add([keys[i] for i in chunk], {"bytes": sizes})
+            bar.update(len(chunk))
+    return store.gather(keys)["bytes"].astype(np.int64)

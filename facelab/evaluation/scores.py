@@ -1,0 +1,124 @@
+"""From per-image results to the numbers of a table row: sizes, quality summaries and face-recognition scores.
+
+Face verification accuracy is the paper's 1-NN protocol (`facelab.verification.nearest_neighbour`):
+gallery = FaceNet embeddings of every ORIGINAL in the set, probes = embeddings of the reconstructions;
+a probe is correct when its most cosine-similar gallery image shows its identity. A probe's own original
+is in the gallery, so a faithful reconstruction scores by finding itself (what the paper's ~0.99 for JPEG
+implies). `nn_accuracy_strict` leaves the probe's own original out (`exclude_same_image=True`): its nearest
+OTHER original must share its identity, and probes whose identity has one image in the set are not scored.
+The LFW View-2 protocol (`pairs_accuracy`) compares the reconstructions of both images of each pair,
+thresholds chosen on 9 folds and applied to the 10th.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from facelab.errors import FacelabError
+from facelab.evaluation.originals import Originals
+from facelab.evaluation.runner import MethodResult
+from facelab.evaluation.selection import EvalSet
+from facelab.metrics import summary
+from facelab.verification import bd_rate, nearest_neighbour, pairs_accuracy
+
+
+BD_METRICS = {"PSNR": "psnr", "MS-SSIM dB": "ms_ssim_db", "cosine": "cosine"}
+"""Quality measures BD-rate is computed over (MS-SSIM in dB: -10 log10(1 - MS-SSIM))."""
+
+
+def _finite(value: float) -> float | None:
+    """A float for JSON: None for nan / inf."""
+    return float(value) if math.isfinite(value) else None
+
+
+def _summary(values: np.ndarray) -> dict[str, float | None]:
+    """mean / max / min, with inf and nan as None."""
+    return {name: _finite(value) for name, value in summary(values).items()}
+
+
+def identification(result: MethodResult, originals: Originals, evalset: EvalSet) -> dict[str, float | int | None]:
+    """The paper's 1-NN accuracy and its strict variant (see the module docstring); None without identities."""
+    identities = evalset.identities
+    if identities is None:
+        return {"nn_accuracy": None, "nn_accuracy_strict": None, "nn_strict_scored": 0}
+    loose = nearest_neighbour(originals.embeddings, identities, result.embeddings, identities)
+    try:
+        strict = nearest_neighbour(originals.embeddings, identities, result.embeddings, identities,
+                                   exclude_same_image=True)
+    except FacelabError:  # every identity has a single image: the strict variant scores nothing
+        return {"nn_accuracy": loose.accuracy, "nn_accuracy_strict": None, "nn_strict_scored": 0}
+    return {"nn_accuracy": loose.accuracy, "nn_accuracy_strict": strict.accuracy, "nn_strict_scored": strict.evaluated}
+
+
+def pairs_score(result: MethodResult, evalset: EvalSet) -> dict[str, float | int | None]:
+    """LFW View-2 accuracy (mean and std over folds) on the set's complete pairs; None when there are too few."""
+    pairs = evalset.pairs
+    folds = np.asarray([pair.fold for pair in pairs])
+    same = np.asarray([pair.same for pair in pairs])
+    usable = len(pairs) >= 2 and len(np.unique(folds)) >= 2
+    if not usable:
+        return {"pairs_accuracy": None, "pairs_std": None, "pairs": len(pairs)}
+    first = result.embeddings[[pair.first for pair in pairs]]
+    second = result.embeddings[[pair.second for pair in pairs]]
+    scored = pairs_accuracy(first, second, same, folds)
+    return {"pairs_accuracy": scored.mean, "pairs_std": scored.std, "pairs": len(pairs)}
+
+
+def score(result: MethodResult, coder: str, originals: Originals, evalset: EvalSet) -> dict:
+    """Every number of one (method, coder) row: sizes, bpp, ratios, PSNR, MS-SSIM, cosine, 1-NN, pairs, misses."""
+    sizes = result.sizes[coder]
+    pixels = originals.heights * originals.widths
+    bpp = 8.0 * sizes / pixels
+    name = result.name if coder in ("xz", result.family, "file") else f"{result.name} ({coder})"
+    return {
+        "method": name,
+        "family": result.family,
+        "coder": coder,
+        "images": len(sizes),
+        "bytes": int(sizes.sum()),
+        "mb": float(sizes.sum() / 1e6),
+        "bpp": _summary(bpp),
+        "ratio_raw": _summary(3.0 * pixels / sizes),
+        "ratio_file": _summary(originals.file_bytes / sizes),
+        "psnr": _summary(result.psnr),
+        "ms_ssim": _summary(result.ms_ssim),
+        "quality": _summary(result.quality) if np.isfinite(result.quality).all() else None,
+        "cosine": float(np.mean(result.cosine)),
+        "not_detected": int((~result.detected).sum()),
+        **identification(result, originals, evalset),
+        **pairs_score(result, evalset),
+    }
+
+
+def bd_rates(points: list[dict]) -> list[dict]:
+    """BD-rate of every curve against the JPEG curve, per BD_METRICS entry (None where the curves do not overlap)."""
+    curves: dict[str, list[dict]] = {}
+    for point in points:
+        curves.setdefault(point["curve"], []).append(point)
+    if "jpeg" not in curves:
+        return []
+
+    def series(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
+        rate = np.asarray([row["bpp"]["mean"] for row in rows])
+        if metric == "ms_ssim_db":
+            quality = np.asarray([-10 * math.log10(max(1 - row["ms_ssim"]["mean"], 1e-12)) for row in rows])
+        elif metric == "cosine":
+            quality = np.asarray([row["cosine"] for row in rows])
+        else:
+            quality = np.asarray([row[metric]["mean"] for row in rows])
+        return rate, quality
+
+    entries = []
+    for name, rows in curves.items():
+        if name == "jpeg":
+            continue
+        values = {}
+        for label, metric in BD_METRICS.items():
+            try:
+                values[label] = bd_rate(*series(curves["jpeg"], metric), *series(rows, metric))
+            except FacelabError:
+                values[label] = None
+        entries.append({"curve": name, "bd_rate": values})
+    return entries

@@ -1,0 +1,197 @@
+"""facelab.evaluate: the paper's Tables 1 and 2, equal-bpp codecs, curves and result files, on a few real LFW images."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelab.cli import main
+from facelab.codec import compress
+from facelab.data.files import read_rgb
+from facelab.errors import DatasetError
+from facelab.evaluate import PAPER_TABLE1, PAPER_TABLE2, evaluate
+from facelab.evaluation.methods import EqualRateMethod, FacelabMethod
+from facelab.evaluation.selection import lfw_set, select
+from facelab.weights import load_model
+
+LIMIT = 20
+CURVE_LIMIT = 12
+
+
+@pytest.fixture(scope="module")
+def run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, Path]:
+    """One small evaluation of the untrained model on LFW: (results, output folder, cache folder)."""
+    output = tmp_path_factory.mktemp("results")
+    cache = tmp_path_factory.mktemp("cache")
+    results = evaluate(output=output, root=data_root, limit=LIMIT, models=("untrained",), jpeg_qualities=(70, 90),
+                       curve_limit=CURVE_LIMIT, scales=(0.5, 0.625, 0.75, 1.0), coders=("xz", "context"),
+                       curve_qualities={"jpeg": (10, 20, 40, 70)}, equal_rate=("jpeg", "webp"), threads=1,
+                       progress=False, cache=cache)
+    return results, output, cache
+
+
+def rows_by_method(rows: list[dict]) -> dict[str, dict]:
+    return {row["method"]: row for row in rows}
+
+
+def test_table2_rows_and_columns(run):
+    results, output, _ = run
+    rows = rows_by_method(results["table2"])
+    assert list(rows) == ["original JPEG files", "untrained", "jpeg q70", "jpeg q90"]
+    assert all(row["images"] == LIMIT for row in rows.values())
+    header = next(csv.reader((output / "table2.csv").open()))
+    assert header[:4] == ["method", "images", "MB", "MB for 13,233"]
+    assert {"avg cosine", "1-NN acc. (paper's)", "1-NN acc. (own original excluded)", "faces not detected",
+            "pairs acc. (10-fold)", "paper cosine"} <= set(header)
+    markdown = (output / "table2.md").read_text()
+    assert markdown.count("\n") == 2 + len(rows)
+    paper_row = next(line for line in markdown.splitlines() if line.startswith("| jpeg q70 |"))
+    assert paper_row.rstrip(" |").endswith(f"{PAPER_TABLE2['jpeg-q70']['not_detected']}")
+
+
+def test_bpp_is_counted_from_real_xz_bytes(run, data_root):
+    results, _, _ = run
+    row = rows_by_method(results["table2"])["untrained"]
+    evalset, _ = select(lfw_set(data_root), LIMIT)
+    model = load_model("untrained")
+    sizes = [len(compress(read_rgb(image.path), model, coder="xz")) for image in evalset.images]
+    assert row["bytes"] == sum(sizes)
+    assert row["bpp"]["mean"] == pytest.approx(8 * sum(sizes) / (LIMIT * 250 * 250))
+    assert row["bpp"]["max"] == pytest.approx(8 * max(sizes) / (250 * 250))
+    assert row["ratio_raw"]["mean"] == pytest.approx(np.mean([250 * 250 * 3 / size for size in sizes]))
+    assert row["mb"] == pytest.approx(sum(sizes) / 1e6)
+
+
+def test_jpeg_quality_orders_size_and_psnr(run):
+    rows = rows_by_method(run[0]["table2"])
+    assert rows["jpeg q90"]["psnr"]["mean"] > rows["jpeg q70"]["psnr"]["mean"] > 30
+    assert rows["jpeg q90"]["bytes"] > rows["jpeg q70"]["bytes"]
+    assert 0.9 < rows["jpeg q70"]["cosine"] < rows["jpeg q90"]["cosine"] <= 1
+
+
+def test_originals_match_themselves(run):
+    original = rows_by_method(run[0]["table2"])["original JPEG files"]
+    assert original["cosine"] == pytest.approx(1.0)
+    assert original["nn_accuracy"] == 1.0
+    assert original["psnr"]["mean"] is None  # identical images: infinite PSNR
+    assert 0 <= original["nn_accuracy_strict"] <= 1 and original["nn_strict_scored"] > 0
+    assert original["pairs"] >= LIMIT // 2 - 1 and 0.5 < original["pairs_accuracy"] <= 1
+
+
+def test_untrained_model_destroys_faces(run):
+    row = rows_by_method(run[0]["table2"])["untrained"]
+    assert row["psnr"]["mean"] < 20 and row["cosine"] < 0.5
+    assert row["not_detected"] > LIMIT // 2
+
+
+def test_table1_against_the_paper(run):
+    results, output, _ = run
+    assert set(results["table1"]) == {"untrained"}
+    lines = (output / "table1_untrained.md").read_text().splitlines()
+    assert [line.split(" | ")[0].lstrip("| ") for line in lines[2:]] == [
+        "bpp (.xz files)", "compression ratio vs raw 24-bit RGB", "compression ratio vs original JPEG file",
+        "compression ratio (paper's, definition not given)", "PSNR (dB)", "MS-SSIM"]
+    assert results["paper"]["table1"] == PAPER_TABLE1
+    row = results["table1"]["untrained"]
+    assert row["bpp"]["min"] <= row["bpp"]["mean"] <= row["bpp"]["max"]
+    assert row["ratio_raw"]["mean"] > row["ratio_file"]["mean"]
+
+
+def test_equal_rate_codecs_land_at_or_under_facelab(run):
+    results, output, _ = run
+    reference, *codecs = results["equal_bpp"]
+    assert reference["method"] == "untrained" and [row["method"] for row in codecs] == [
+        "jpeg @ untrained bpp", "webp @ untrained bpp"]
+    with (output / "per_image.csv").open() as handle:
+        per_image = [row for row in csv.DictReader(handle) if row["jpeg @ untrained bpp: bpp"]]
+    assert len(per_image) == CURVE_LIMIT
+    for row in per_image:
+        target = 8 * int(row["untrained: bytes"]) / (250 * 250)
+        for codec in ("jpeg", "webp"):
+            assert float(row[f"{codec} @ untrained bpp: bpp"]) <= target + 1e-9
+            assert float(row[f"{codec} @ untrained bpp: bpp"]) > 0.5 * target
+
+
+def test_equal_rate_method_codes_each_image_at_its_own_target(lfw_image_path):
+    image = read_rgb(lfw_image_path)
+    for target in (0.3, 0.8):
+        coded = EqualRateMethod("jpeg2000", {"k": target}, "test").code(image, "k")
+        assert 0.9 * target < 8 * coded.sizes["jpeg2000"] / image[..., 0].size <= target
+
+
+def test_facelab_scale_counts_bits_over_the_original_pixels(lfw_image_path):
+    image = read_rgb(lfw_image_path)
+    model = load_model("untrained")
+    half = FacelabMethod(model, 0.5).code(image, "k")
+    assert half.reconstruction.shape == image.shape
+    assert half.sizes["xz"] == len(compress(FacelabMethod(model, 0.5).shrink(image), model))
+    assert half.sizes["xz"] < FacelabMethod(model, 1.0).code(image, "k").sizes["xz"]
+
+
+def test_curves_bd_rate_and_files(run):
+    results, output, _ = run
+    curves = {row["curve"] for row in results["curves"]}
+    assert curves == {"facelab untrained (xz)", "facelab untrained (context)", "jpeg"}
+    xz = sorted((row for row in results["curves"] if row["curve"] == "facelab untrained (xz)"),
+                key=lambda row: row["scale"])
+    assert [row["scale"] for row in xz] == [0.5, 0.625, 0.75, 1.0]
+    assert all(a["bpp"]["mean"] < b["bpp"]["mean"] for a, b in zip(xz, xz[1:]))
+    context = {row["scale"]: row for row in results["curves"] if row["curve"] == "facelab untrained (context)"}
+    for row in xz:
+        assert context[row["scale"]]["psnr"] == row["psnr"]  # same reconstruction, other entropy coder
+    assert {entry["curve"] for entry in results["bd_rate"]} == {"facelab untrained (xz)", "facelab untrained (context)"}
+    for name in ("results.md", "results.json", "table2.csv", "curves.csv", "equal_bpp.md", "bd_rate.csv",
+                 "rate_distortion.png", "rate_accuracy.png", "per_image.csv"):
+        assert (output / name).stat().st_size > 0, name
+    saved = json.loads((output / "results.json").read_text())
+    assert saved["table2"][1]["bytes"] == results["table2"][1]["bytes"]
+    assert saved["paper"]["table2"]["face"]["accuracy"] == 0.944
+    assert saved["timings"]["total"] > 0
+
+
+def test_rerun_reuses_the_cache(run, data_root, tmp_path):
+    results, _, cache = run
+    again = evaluate(output=tmp_path, root=data_root, limit=LIMIT, models=("untrained",), jpeg_qualities=(70, 90),
+                     curves=False, equal_rate=(), threads=1, progress=False, cache=cache)
+    assert again["table2"] == results["table2"]
+    assert not {"mtcnn originals", "facenet reconstructions", "codec facelab"} & set(again["timings"])
+
+
+def test_limit_is_a_seeded_nested_order_of_whole_pairs(data_root):
+    full = lfw_set(data_root)
+    small, _ = select(full, 10, seed=0)
+    large, _ = select(full, 40, seed=0)
+    assert {image.key for image in small.images} < {image.key for image in large.images}
+    assert small.images == select(full, 10, seed=0)[0].images != select(full, 10, seed=1)[0].images
+    assert len(small.pairs) == 5 and {pair.same for pair in small.pairs} == {True, False}
+    assert len({pair.fold for pair in large.pairs}) == 10
+
+
+def test_folder_without_identities(lfw_image_path, tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for path in sorted(lfw_image_path.parent.parent.glob("Aaron_*/*.jpg"))[:4]:
+        shutil.copy(path, folder / path.name)
+    code = main(["evaluate", "--images", str(folder), "--models", "untrained", "--jpeg-qualities", "80",
+                 "--no-curves", "--equal-bpp", "--output", str(tmp_path / "out"), "--cache", str(tmp_path / "c"),
+                 "--threads", "1", "--no-progress"])
+    assert code == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["dataset"]["identities"] is None and results["dataset"]["images"] == 4
+    rows = rows_by_method(results["table2"])
+    assert list(rows) == ["original files", "untrained", "jpeg q80"]
+    assert rows["jpeg q80"]["nn_accuracy"] is None and rows["jpeg q80"]["pairs_accuracy"] is None
+    assert "MB for 13,233" not in (tmp_path / "out" / "table2.md").read_text()
+
+
+def test_missing_lfw_is_a_clear_dataset_error(tmp_path, capsys):
+    with pytest.raises(DatasetError, match="LFW|lfw"):
+        evaluate(root=tmp_path, output=tmp_path / "out")
+    assert main(["evaluate", "--root", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("facelab: error:") and "\n" not in error
