@@ -204,9 +204,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def lesson_model(name: str, device: Any = "cpu") -> Any:
-    """A shipped model by name, or the untrained one while the shipped weights are still being trained."""
-    from facelab.weights import SHIPPED_DIR, load_model
-
-    return load_model(name if (SHIPPED_DIR / f"{name}.pt").is_file() else "untrained", device)

@@ -27,6 +27,13 @@ from facelab.runtime import get_device, seed_everything
 from facelab.weights import load_model, save_checkpoint
 
 
+PLATEAU_PATIENCE = 5
+"""Phase 1 halves the learning rate after this many epochs without a better validation loss."""
+
+MIN_LR_FACTOR = 0.01
+"""Phase 1's learning rate never drops below this fraction of its start."""
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; stored in its checkpoints."""
@@ -142,7 +149,8 @@ class Trainer:
             self.model.parameters(), lr=config.lr, betas=(config.beta1, 0.999), weight_decay=config.weight_decay
         )
         self.scheduler = (
-            torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=2)
+            torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=PLATEAU_PATIENCE,
+                                                       min_lr=config.lr * MIN_LR_FACTOR)
             if config.phase == "natural" else None
         )
         self.history: list[dict[str, float]] = []
@@ -239,7 +247,7 @@ def train(config: TrainConfig, run_dir: str | Path, output: str | Path | None = 
     return save_checkpoint(
         trainer.model.cpu(), output, config.name, config=asdict(config), data=data_info,
         history=trainer.history, device=str(trainer.device), seconds=round(trainer.seconds, 1),
-        torch_version=torch.__version__,
+        torch_version=str(torch.__version__),
     )
 
 

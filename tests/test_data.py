@@ -147,7 +147,9 @@ def test_natural_images_fall_back_to_natural_and_say_so(data_root: Path) -> None
     train = data.NaturalImages(data_root, split="train", crop=128)
     val = data.NaturalImages(data_root, split="val", crop=128)
     assert train.describe()["dataset"] == "natural" and "CLIC 2020 not found" in train.describe()["source"]
-    assert (len(train.paths), len(train), len(val)) == (36, 36 * 16, 24)
+    assert (len(train.paths), len(train), len(val)) == (30, 30 * 19, 6)
+    assert [p.name for p in val.paths] == [f"kodim{n:02d}.png" for n in (4, 8, 12, 16, 20, 24)]
+    assert not set(val.paths) & set(train.paths) and "held out of training" in val.describe()["source"]
     crop = train[0]
     assert crop.shape == (3, 128, 128) and crop.dtype == torch.float32 and 0 <= crop.min() <= crop.max() <= 1
     assert torch.equal(val[3], val[3])

@@ -14,7 +14,7 @@ import pytest
 from facelab import codec
 from facelab.entropy import coding_order, decode_bits, encode_bits, neighbour_table, phase_bounds
 from facelab.errors import BitstreamError
-from facelab.weights import SHIPPED_DIR, load_model
+from facelab.weights import load_model
 
 
 def xz_size(bits: np.ndarray) -> int:
@@ -111,10 +111,7 @@ def test_beats_lzma_on_binarizer_like_codes() -> None:
 
 
 def test_beats_lzma_on_real_lfw_codes(data_root: Path) -> None:
-    name = "face" if (SHIPPED_DIR / "face.pt").is_file() else "natural"
-    if not (SHIPPED_DIR / f"{name}.pt").is_file():
-        pytest.skip("no trained weights shipped yet (facelab/weights/natural.pt or face.pt)")
-    model = load_model(name)
+    model = load_model("face")
     paths = sorted((data_root / "lfw" / "lfw-deepfunneled").glob("A*/*.jpg"))[:3]
     for path in paths:
         bits = codec.encode_code(model, codec.as_image(path)) > 0

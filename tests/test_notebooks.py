@@ -141,6 +141,7 @@ def test_01_binarizer(executed) -> None:
 def test_02_architecture_and_codec(executed) -> None:
     values = executed("02")
     assert values["code_shape"] == [128, 32, 32]
+    assert values["parameters"] == 285_571
     assert values["raw_bpp"] == pytest.approx(128 * 32 * 32 / 250**2)
     assert values["magic"] == "FLAB"
     assert values["bpp"] == pytest.approx(8 * values["xz_bytes"] / 250**2)

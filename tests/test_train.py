@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from facelab.train import Trainer, make_config
+from facelab.train import Trainer, make_config, train
 from facelab.weights import load_model, save_checkpoint
 
 
@@ -88,3 +88,13 @@ def test_checkpoint_records_how_it_was_made(tmp_path: Path) -> None:
     loaded = load_model(path)
     assert loaded.name == "natural" and loaded.checkpoint["history"][0]["epoch"] == 1
     assert not loaded.training
+
+
+def test_train_writes_a_checkpoint_that_loads_safely(tmp_path: Path, data_root: Path) -> None:
+    config = make_config("natural", epochs=1, steps_per_epoch=1, batch_size=2, crop=64, max_images=2,
+                         device="cpu", data_root=str(data_root))
+    path = train(config, tmp_path / "run")
+    loaded = load_model(path)
+    info = loaded.checkpoint
+    assert info["data"]["train"]["images"] == 2 and info["data"]["val"]["images"] == 2
+    assert isinstance(info["torch_version"], str) and info["config"]["epochs"] == 1 and len(info["history"]) == 1

@@ -76,7 +76,7 @@ def check_natural(root: Path, progress: bool) -> DatasetStatus:
     if kodak or photos:
         status.found, status.location = True, root / "natural"
         status.images = len(scan_note(status, kodak + photos, progress))
-        status.notes.append(f"kodak: {len(kodak)} images (validation), photos: {len(photos)} images")
+        status.notes.append(f"kodak: {len(kodak)} images (every 4th validates), photos: {len(photos)} images")
     for folder, files in (("kodak", kodak), ("photos", photos)):
         if not files:
             status.missing.append(f"{root / 'natural' / folder}/*.png: {dataset_info('natural').how_to_get}")

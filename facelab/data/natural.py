@@ -2,9 +2,9 @@
 
 Training items are random crops (uniform position, torch's RNG, so `seed_everything` repeats them);
 validation items are one centre crop per image. With CLIC, training is its professional + mobile
-train images and validation its valid images. With natural/, training is photos/ and kodak/ together
-(random crops of both) and validation is kodak/ (fixed centre crops), so validation overlaps training:
-it tracks fit, not generalisation. `describe()` says which source was used.
+train images and validation its valid images. With natural/, training is photos/ and 18 of the 24
+Kodak images (random crops), and validation is the other 6 Kodak images (every 4th, fixed centre
+crops), never seen in training. `describe()` says which source was used.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ from facelab.runtime import data_root
 CLIC_FOLDERS = ("clic2020", "CLIC2020", "clic", "CLIC")
 """Folder names under the data root searched for CLIC 2020, in this order."""
 
-NATURAL_CROPS_PER_IMAGE = 16
-"""Random crops per natural/ image per epoch: 36 images x 16 = 576 crops, about one pass over the paper's 568 CLIC images."""
+NATURAL_CROPS_PER_IMAGE = 19
+"""Random crops per natural/ image per epoch: 30 training images x 19 = 570 crops, about one pass over the paper's 568 CLIC images."""
+
+KODAK_VAL_EVERY = 4
+"""With natural/, every 4th Kodak image (kodim04, 08, ..., 24) is held out for validation, the rest train."""
 
 
 @dataclass
@@ -78,8 +81,14 @@ def find_natural(root: str | os.PathLike | None = None) -> NaturalSource:
         return clic
     if not kodak and not photos:
         raise missing_error("clic2020", root, "neither CLIC 2020 nor the natural/ fallback (kodak/, photos/) was found")
+    held_out = kodak[KODAK_VAL_EVERY - 1::KODAK_VAL_EVERY]
     note = f"natural/ fallback at {root / 'natural'} (CLIC 2020 not found under {root})"
-    return NaturalSource("natural", root / "natural", photos + kodak, kodak, note)
+    if not held_out:
+        return NaturalSource("natural", root / "natural", photos + kodak, kodak,
+                             f"{note}; fewer than {KODAK_VAL_EVERY} Kodak images, so validation overlaps training")
+    train = photos + [path for path in kodak if path not in held_out]
+    return NaturalSource("natural", root / "natural", train, held_out,
+                         f"{note}; validation: every {KODAK_VAL_EVERY}th Kodak image, held out of training")
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -75,7 +75,7 @@ REGISTRY: dict[str, DatasetInfo] = {
         name="natural",
         title="natural images (Kodak + photos; CLIC's fallback)",
         folder="natural",
-        layouts=("natural/kodak/*.png (Kodak PhotoCD, 24 images: validation)",
+        layouts=("natural/kodak/*.png (Kodak PhotoCD, 24 images: every 4th validates, the others train)",
                  "natural/photos/*.png (training, with random crops of the Kodak images too)"),
         homepage="https://r0k.us/graphics/kodak/",
         terms="Kodak images: released by Eastman Kodak for unrestricted use; photos: Wikimedia Commons, "
