@@ -16,6 +16,7 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from facelab.errors import FacelabError
+from facelab.weights import DEFAULT_MODEL, SHIPPED
 
 PLUGINS = {
     "train": ("facelab.train", "train a phase of the paper (natural pretraining, face fine-tuning)"),
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compress", help="image (or folder of images) -> .xz / .flc")
     p.add_argument("input")
     p.add_argument("output", help="output file, or folder when the input is a folder")
-    p.add_argument("--model", default="face", help="shipped model name (face, face-pixel, natural) or a .pt path")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"shipped model ({', '.join(SHIPPED)}; default {DEFAULT_MODEL}) or a .pt checkpoint path")
     p.add_argument("--coder", default="xz", choices=("xz", "context"), help="xz: the paper's LZMA; context: facelab's arithmetic coder")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=cmd_compress)

@@ -27,6 +27,21 @@ from facelab.weights import load_model, model_id
 XZ_MAGIC = b"\xfd7zXZ\x00"
 SUFFIXES = {"xz": ".xz", "context": ".flc"}
 LZMA_PRESET = 9 | lzma.PRESET_EXTREME
+"""The paper's LZMA at its strongest setting, as `xz -9e`."""
+
+LZMA_MIN_DICT = 1 << 12
+"""Smallest LZMA2 dictionary (4 KiB); preset 9's is 64 MiB."""
+
+
+def xz_compress(data: bytes) -> bytes:
+    """`data` as an .xz stream at preset 9e, with the dictionary cut to the data's size.
+
+    A dictionary larger than the data finds no more matches, so the file has the size `xz -9e`
+    gives; it only saves initialising 64 MiB for a 16 KB code (40 ms -> 2 ms per LFW face).
+    """
+    dict_size = min(64 << 20, max(LZMA_MIN_DICT, 1 << max(len(data) - 1, 1).bit_length()))
+    filters = [{"id": lzma.FILTER_LZMA2, "preset": LZMA_PRESET, "dict_size": dict_size}]
+    return lzma.compress(data, format=lzma.FORMAT_XZ, filters=filters)
 
 
 def as_image(image: np.ndarray | str | Path) -> np.ndarray:
@@ -63,7 +78,7 @@ def compress(
     code = encode_code(model, image)
     header = Header(coder, image.shape[0], image.shape[1], *code.shape, model_id(model))
     if coder == "xz":
-        return lzma.compress(header.pack() + pack_code(code), format=lzma.FORMAT_XZ, preset=LZMA_PRESET)
+        return xz_compress(header.pack() + pack_code(code))
     from facelab.entropy import encode_bits
 
     return header.pack() + encode_bits(code > 0)

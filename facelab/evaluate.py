@@ -14,7 +14,7 @@ from pathlib import Path
 from facelab.baselines import CODECS
 from facelab.errors import FacelabError
 from facelab.evaluation.context import PRECISIONS
-from facelab.evaluation.experiment import CURVE_QUALITIES, SCALES, EvaluationConfig, run_evaluation
+from facelab.evaluation.experiment import CURVE_QUALITIES, MODELS, SCALES, EvaluationConfig, run_evaluation
 from facelab.evaluation.paper import PAPER_TABLE1, PAPER_TABLE2
 
 
@@ -50,8 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="only the first N images of a seeded order that keeps View-2 pairs whole "
                             "(see facelab.evaluation.selection)")
     where.add_argument("--seed", type=int, default=0, help="seed of that order (default 0)")
-    where.add_argument("--models", nargs="+", default=["face", "face-pixel"],
-                       help="facelab models, a Table 1 and a Table 2 row each: shipped names, .pt paths or 'untrained'")
+    where.add_argument("--models", nargs="+", default=list(MODELS),
+                       help="facelab models, a Table 1 and a Table 2 row each: shipped names, .pt paths or 'untrained' "
+                            f"(default {' '.join(MODELS)}; the first is the equal-bpp reference)")
     where.add_argument("--jpeg-qualities", nargs="*", type=int, default=[70, 80, 90],
                        help="JPEG quality factors of Table 2 (default: the paper's 70 80 90)")
     where.add_argument("--no-pairs", action="store_true", help="skip the LFW View-2 pairs protocol")

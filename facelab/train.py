@@ -6,11 +6,18 @@ Phase 2 ("face"): starts from phase 1; CelebA faces MTCNN can detect; loss
 a * L2(pixels) + b * L2(FaceNet embeddings of the MTCNN crops), a = b = 1, Adam at 3e-3 with
 weight decay 1e-3 (the paper's "static" rate); b = 0 is the paper's ablation.
 The paper's "momentum 0.99" is Adam's first-moment decay: beta1 = 0.99 (beta2 stays 0.999).
+
+Adam's weight decay adds 1e-3 * w to the gradient before Adam rescales it. The L2 pixel loss's
+gradients are far smaller than that, so with b = 0 the decay drives training: the ablation's
+validation PSNR fell from 20.2 to 14.2 dB over 15 epochs, while the same run without decay rose to
+27.6 dB in 8. The "-adamw" runs keep every number of the paper but decouple the decay (AdamW), so
+that the ablation compares the losses and not an optimiser accident.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -47,6 +54,7 @@ class TrainConfig:
     lr: float = 1e-4
     beta1: float = 0.99
     weight_decay: float = 0.0
+    optimizer: str = "adam"
     a: float = 1.0
     b: float = 1.0
     init: str | None = None
@@ -59,19 +67,27 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-PAPER = {
+_PHASE2 = dict(phase="face", lr=3e-3, beta1=0.99, weight_decay=1e-3, a=1.0, init="natural")
+
+RECIPES = {
     "natural": dict(phase="natural", name="natural", lr=1e-4, beta1=0.99, weight_decay=0.0),
-    "face": dict(phase="face", name="face", lr=3e-3, beta1=0.99, weight_decay=1e-3, a=1.0, b=1.0, init="natural"),
-    "face-pixel": dict(phase="face", name="face-pixel", lr=3e-3, beta1=0.99, weight_decay=1e-3, a=1.0, b=0.0, init="natural"),
+    "face": dict(_PHASE2, name="face", b=1.0),
+    "face-pixel": dict(_PHASE2, name="face-pixel", b=0.0),
+    "face-adamw": dict(_PHASE2, name="face-adamw", b=1.0, optimizer="adamw"),
+    "face-pixel-adamw": dict(_PHASE2, name="face-pixel-adamw", b=0.0, optimizer="adamw"),
 }
-"""The paper's hyper-parameters for each shipped model; sizes and epochs are set per run."""
+"""Hyper-parameters of each shipped model: the paper's, and for "-adamw" the paper's with decoupled
+weight decay (see the module docstring); sizes and epochs are set per run."""
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+"""Adam adds weight decay to the gradient (the paper's); AdamW shrinks the weights directly."""
 
 
 def make_config(name: str, **overrides: Any) -> TrainConfig:
-    """The paper's configuration for a shipped model name, with `overrides` applied."""
-    if name not in PAPER:
-        raise ValueError(f"unknown run '{name}': choose from {', '.join(PAPER)}")
-    settings = {**PAPER[name], **{k: v for k, v in overrides.items() if v is not None}}
+    """The recipe of a shipped model name, with `overrides` applied."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown run '{name}': choose from {', '.join(RECIPES)}")
+    settings = {**RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig(**settings)
 
 
@@ -112,6 +128,30 @@ def loss_on_batch(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, dev
     return loss_fn(model(images), images)
 
 
+def gradient_scales(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, device: torch.device,
+                    weight_decay: float) -> dict[str, float]:
+    """Mean |gradient| over the model's weights of each loss part on one batch, and of Adam's decay term.
+
+    Adam adds `weight_decay * w` to each weight's gradient; when that term is the larger one, the
+    decay, not the loss, decides where the weights go (see the module docstring). The model is not
+    changed: a copy runs in training mode.
+    """
+    model = copy.deepcopy(model).train()
+    parts = [key for key in loss_on_batch(model, loss_fn, batch, device) if key != "total"]
+    weights = [p for p in model.parameters() if p.requires_grad]
+    scales = {}
+    for part in parts:
+        model.zero_grad(set_to_none=True)
+        loss = loss_on_batch(model, loss_fn, batch, device)[part]
+        if loss.requires_grad:
+            loss.backward()
+        grads = [p.grad.abs().flatten() for p in weights if p.grad is not None]
+        scales[part] = float(torch.cat(grads).mean()) if grads else 0.0
+    model.zero_grad(set_to_none=True)
+    scales["weight decay"] = weight_decay * float(torch.cat([p.detach().abs().flatten() for p in weights]).mean())
+    return scales
+
+
 def psnr_batch(x_hat: torch.Tensor, x: torch.Tensor) -> float:
     """Mean PSNR in dB over a batch of [0, 1] images (after rounding to 8 bits)."""
     mse = ((x_hat.clamp(0, 1) * 255).round() / 255 - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)
@@ -145,7 +185,9 @@ class Trainer:
         seed_everything(config.seed)
         self.model = (load_model(config.init) if config.init else FaceCodecNet()).to(self.device)
         self.model.name = config.name
-        self.optimizer = torch.optim.Adam(
+        if config.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {config.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
+        self.optimizer = OPTIMIZERS[config.optimizer](
             self.model.parameters(), lr=config.lr, betas=(config.beta1, 0.999), weight_decay=config.weight_decay
         )
         self.scheduler = (
@@ -258,7 +300,7 @@ def format_record(record: dict[str, float]) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of `facelab train`."""
-    parser.add_argument("run", choices=tuple(PAPER), help="which shipped model to (re)train")
+    parser.add_argument("run", choices=tuple(RECIPES), help="which shipped model to (re)train")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--crop", type=int, default=None, help="natural phase: random crop side in pixels")

@@ -8,7 +8,6 @@ into `ipywidgets` sliders in a live notebook, or calls it once with the sliders'
 from __future__ import annotations
 
 import inspect
-import lzma
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -19,7 +18,7 @@ from matplotlib.figure import Figure
 
 from facelab.binarizer import paper_eq1_as_printed, stochastic_sign
 from facelab.bitstream import Header, pack_code
-from facelab.codec import LZMA_PRESET, decode_code, encode_code
+from facelab.codec import decode_code, encode_code, xz_compress
 from facelab.metrics import psnr
 from facelab.model import FaceCodecNet
 from facelab.weights import model_id
@@ -166,7 +165,7 @@ def quality_vs_bits(image: np.ndarray, model: FaceCodecNet, kept: int = 128,
     partial[keep] = code[keep]
     h, w = image.shape[:2]
     header = Header("xz", h, w, kept, code.shape[1], code.shape[2], model_id(model))
-    data = lzma.compress(header.pack() + pack_code(code[keep]), format=lzma.FORMAT_XZ, preset=LZMA_PRESET)
+    data = xz_compress(header.pack() + pack_code(code[keep]))
     reconstruction = decode_code(model, partial, (h, w))
     values = {
         "kept": int(kept), "raw_bpp": kept * code.shape[1] * code.shape[2] / (h * w),
@@ -227,6 +226,20 @@ def training_curves(history: Sequence[Mapping[str, float]], keys: Sequence[str])
         ax.plot(epochs, series, marker="o")
         ax.set(xlabel="epoch", title=key)
         values[f"{key}_first"], values[f"{key}_last"] = float(series[0]), float(series[-1])
+    figure.tight_layout()
+    return Drawing(figure, values)
+
+
+def compare_runs(histories: Mapping[str, Sequence[Mapping[str, float]]], keys: Sequence[str]) -> Drawing:
+    """Per-epoch curves of several training runs, one panel per key; values are each run's last value per key."""
+    figure, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.4), squeeze=False)
+    values: dict[str, dict[str, float]] = {name: {} for name in histories}
+    for ax, key in zip(axes[0], keys):
+        for name, history in histories.items():
+            ax.plot([record["epoch"] for record in history], [record[key] for record in history], marker=".", label=name)
+            values[name][key] = float(history[-1][key])
+        ax.set(xlabel="epoch", title=key)
+    axes[0][0].legend(fontsize=8)
     figure.tight_layout()
     return Drawing(figure, values)
 

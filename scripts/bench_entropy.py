@@ -3,7 +3,7 @@
     python scripts/bench_entropy.py [N] [--model natural] [--data ROOT]
 
 Takes N LFW images (default 200, evenly spaced over the sorted list), encodes each with the model,
-and codes its bits both ways: xz is `lzma.compress(np.packbits(bits))` at preset 9e, container
+and codes its bits both ways: xz is `codec.xz_compress(np.packbits(bits))` (preset 9e), container
 included, as in the paper's .xz; context is `facelab.entropy.encode_bits`. Both share the same
 facelab header, left out here. Prints mean bytes and bits per pixel, the saving, and the
 encode/decode time per image (wall clock and CPU time of this process; the decode is checked
@@ -13,13 +13,12 @@ bit-exact).
 from __future__ import annotations
 
 import argparse
-import lzma
 import time
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from facelab.codec import LZMA_PRESET, encode_code
+from facelab.codec import encode_code, xz_compress
 from facelab.data.files import list_images
 from facelab.data.lfw import find_lfw
 from facelab.entropy import decode_bits, encode_bits
@@ -51,7 +50,7 @@ def main() -> None:
     for path in tqdm(paths, desc="coding LFW codes"):
         image = load_image(path)
         bits = encode_code(model, image) > 0
-        xz = lzma.compress(np.packbits(bits), format=lzma.FORMAT_XZ, preset=LZMA_PRESET)
+        xz = xz_compress(np.packbits(bits).tobytes())
         payload, enc_wall, enc_cpu = timed(encode_bits, bits)
         decoded, dec_wall, dec_cpu = timed(decode_bits, payload, bits.shape)
         if not np.array_equal(decoded, bits):

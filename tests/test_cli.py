@@ -38,13 +38,13 @@ def test_round_trip_through_the_command(tmp_path: Path, face_png: Path) -> None:
     assert "53x37 pixels" in info.stdout and "code 128x5x7" in info.stdout
 
 
-def test_default_model_is_the_shipped_face_model(tmp_path: Path, face_png: Path) -> None:
+def test_default_model_is_the_best_shipped_face_model(tmp_path: Path, face_png: Path) -> None:
     xz = tmp_path / "face.xz"
     assert main(["compress", str(face_png), str(xz)]) == 0
     assert main(["info", str(xz)]) == 0
     from facelab.codec import read_header
 
-    assert read_header(xz.read_bytes())[0].model_id.startswith("face:")
+    assert read_header(xz.read_bytes())[0].model_id.startswith("face-adamw:")
 
 
 def test_context_coder_writes_flc(tmp_path: Path, face_png: Path) -> None:

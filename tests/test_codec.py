@@ -128,3 +128,11 @@ def test_header_layout_is_stable() -> None:
     assert packed[:4] == b"FLAB" and packed[4] == 1
     assert struct.unpack(">II", packed[6:14]) == (250, 250)
     assert len(packed) == 21 + len("face:0123456789ab")
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000, 16_384, 70_000])
+def test_xz_compress_matches_xz_9e_in_size_and_opens_with_lzma(size: int) -> None:
+    data = np.random.default_rng(size).integers(0, 4, size, dtype=np.uint8).tobytes()
+    ours = codec.xz_compress(data)
+    assert lzma.decompress(ours, format=lzma.FORMAT_XZ) == data
+    assert len(ours) == len(lzma.compress(data, format=lzma.FORMAT_XZ, preset=9 | lzma.PRESET_EXTREME))

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from facelab.train import Trainer, make_config, train
+from facelab.model import FaceCodecNet
+from facelab.train import Trainer, gradient_scales, make_config, train
 from facelab.weights import load_model, save_checkpoint
 
 
@@ -78,6 +79,19 @@ def test_paper_hyper_parameters() -> None:
     face = make_config("face")
     assert (face.lr, face.weight_decay, face.beta1, face.a, face.b, face.init) == (3e-3, 1e-3, 0.99, 1.0, 1.0, "natural")
     assert make_config("face-pixel").b == 0.0
+    for name in ("face-adamw", "face-pixel-adamw"):
+        twin = make_config(name)
+        assert twin.optimizer == "adamw" and (twin.lr, twin.weight_decay, twin.beta1) == (3e-3, 1e-3, 0.99)
+    assert make_config("face").optimizer == "adam"
+
+
+def test_adam_and_adamw_differ_only_in_how_they_decay(tmp_path: Path) -> None:
+    coupled = Trainer(make_config("face-pixel", device="cpu"), tmp_path / "adam").optimizer
+    decoupled = Trainer(make_config("face-pixel-adamw", device="cpu"), tmp_path / "adamw").optimizer
+    assert type(coupled) is torch.optim.Adam and type(decoupled) is torch.optim.AdamW
+    assert coupled.defaults["weight_decay"] == decoupled.defaults["weight_decay"] == 1e-3
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        Trainer(make_config("natural", optimizer="sgd", device="cpu"), tmp_path / "sgd")
     assert make_config("natural").lr == 1e-4
 
 
@@ -98,3 +112,17 @@ def test_train_writes_a_checkpoint_that_loads_safely(tmp_path: Path, data_root: 
     info = loaded.checkpoint
     assert info["data"]["train"]["images"] == 2 and info["data"]["val"]["images"] == 2
     assert isinstance(info["torch_version"], str) and info["config"]["epochs"] == 1 and len(info["history"]) == 1
+
+
+def test_gradient_scales_compare_each_loss_part_with_the_decay_term() -> None:
+    model = FaceCodecNet()
+    batch = Patches(4, 0).images
+    scales = gradient_scales(model, L1(), batch, torch.device("cpu"), weight_decay=1e-3)
+    assert set(scales) == {"l1", "weight decay"} and scales["l1"] > 0
+    mean_weight = float(torch.cat([p.detach().abs().flatten() for p in model.parameters()]).mean())
+    assert scales["weight decay"] == pytest.approx(1e-3 * mean_weight)
+    assert all(p.grad is None for p in model.parameters()) and model.training
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    gradient_scales(model, L1(), batch, torch.device("cpu"), weight_decay=1e-3)
+    assert not model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import lzma
 
 import matplotlib
 
@@ -72,8 +71,8 @@ def test_quality_vs_bits_file_holds_only_the_kept_channels(model, face) -> None:
 
 def test_quality_vs_bits_file_is_a_facelab_header_plus_kept_bits(model, face, monkeypatch) -> None:
     written = {}
-    real = lzma.compress
-    monkeypatch.setattr(widgets.lzma, "compress", lambda data, **kw: written.setdefault("data", data) and real(data, **kw))
+    real = codec.xz_compress
+    monkeypatch.setattr(widgets, "xz_compress", lambda data: written.setdefault("data", data) and real(data))
     widgets.quality_vs_bits(face, model, kept=10, order=list(range(128)))
     header, payload = unpack_header(written["data"])
     assert header.bits == 10 and (header.height, header.width) == (40, 48)
@@ -109,6 +108,14 @@ def test_training_curves_report_first_and_last() -> None:
     history = [{"epoch": 1, "total": 0.5, "val_psnr": 20.0}, {"epoch": 2, "total": 0.3, "val_psnr": 23.5}]
     values = widgets.training_curves(history, ["total", "val_psnr"]).values
     assert values == {"total_first": 0.5, "total_last": 0.3, "val_psnr_first": 20.0, "val_psnr_last": 23.5}
+
+
+def test_compare_runs_draws_a_line_per_run_and_reports_last_values() -> None:
+    runs = {"adam": [{"epoch": 1, "val_psnr": 20.0}, {"epoch": 2, "val_psnr": 14.0}],
+            "adamw": [{"epoch": 1, "val_psnr": 24.0}, {"epoch": 2, "val_psnr": 27.5}]}
+    drawing = widgets.compare_runs(runs, ["val_psnr"])
+    assert drawing.values == {"adam": {"val_psnr": 14.0}, "adamw": {"val_psnr": 27.5}}
+    assert len(drawing.figure.axes[0].lines) == 2
 
 
 def test_show_without_widgets_calls_once_with_the_slider_values(capsys) -> None:

@@ -34,20 +34,24 @@ CURVE_QUALITIES = {
 """Each codec's quality settings for the curves (JPEG 2000's is a compression ratio: 24 / ratio bpp),
 chosen to span about 0.15-2 bpp on LFW's 250x250 images, the range of facelab's operating points."""
 
+MODELS = ("face-adamw", "face-pixel-adamw", "face", "face-pixel")
+"""Models evaluated by default: the face loss with and without (b = 0), with AdamW and with the paper's Adam.
+The first is the equal-bpp reference."""
+
 SCALES = (0.5, 0.625, 0.75, 1.0)
 """Facelab operating points: the image is coded at these fractions of its size (4 points: BD-rate's minimum)."""
 
 
 @dataclass
 class EvaluationConfig:
-    """What to evaluate and how (defaults: LFW, models 'face' and 'face-pixel', JPEG q70/80/90, curves on 500)."""
+    """What to evaluate and how (defaults: LFW, the MODELS, JPEG q70/80/90, curves on 500 images)."""
 
     output: Path = Path("results/lfw")
     root: str | None = None
     images: str | None = None
     limit: int | None = None
     seed: int = 0
-    models: tuple[str, ...] = ("face", "face-pixel")
+    models: tuple[str, ...] = MODELS
     jpeg_qualities: tuple[int, ...] = (70, 80, 90)
     curves: bool = True
     curve_limit: int = 500
