@@ -6,6 +6,8 @@
 
 Each executed copy goes to the output folder; `results/REPORT.md` lists per notebook its wall time
 and the values it recorded with scrapbook (`sb.glue`), and `results/results.json` the same as data.
+A lesson that writes files (its `OUTPUT` parameter) writes them to `results/<lesson>/`, and training
+runs (`RUN_DIR`) go to `runs/` beside the results folder.
 """
 
 from __future__ import annotations
@@ -184,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in dirty:
             print(f"{path} has outputs or execution metadata: run python -m facelab.course --strip")
         return 1 if dirty else 0
-    parameters: dict[str, Any] = {"INTERACTIVE": False}
+    results = args.results.resolve()
+    parameters: dict[str, Any] = {"INTERACTIVE": False, "RUN_DIR": str(results.parent / "runs")}
     if args.smoke:
         parameters["SMOKE"] = True
     if args.data_root:
@@ -193,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for path in paths:
         print(f"{path.name} ...", flush=True)
-        run = execute(path, output, parameters, timeout_for(path, args.smoke))
+        lesson = {**parameters, "OUTPUT": str(results / path.stem)}
+        run = execute(path, output, lesson, timeout_for(path, args.smoke))
         print(f"{path.name}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s" + (f" ({run.error})" if run.error else ""), flush=True)
         runs.append(run)
     report = write_report(runs, args.results, args.smoke)
