@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.interpolate import PchipInterpolator
 from tqdm.auto import tqdm
 
 from facelab.errors import FacelabError
@@ -188,12 +189,21 @@ def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
     return float(u / (positives * negatives))
 
 
-def bd_rate(rate_anchor, metric_anchor, rate_test, metric_test) -> float:
-    """Bjøntegaard delta rate in % (VCEG-M33): the test codec's average bitrate change at equal quality.
+def _monotone_curve(rate: np.ndarray, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a rate curve that raise quality over every cheaper point, sorted by quality."""
+    order = np.argsort(rate, kind="stable")
+    kept = [index for number, index in enumerate(order) if number == 0 or metric[index] > metric[order[:number]].max()]
+    return metric[kept], np.log(rate[kept])
 
-    log(rate) is fitted as a cubic in the metric (PSNR, MS-SSIM in dB, ...) for each codec, both fits are
-    integrated over the metric interval the two curves share, and exp(mean difference) - 1 is returned in
-    percent: negative means the test codec saves bits. Each curve needs at least 4 points.
+
+def bd_rate(rate_anchor, metric_anchor, rate_test, metric_test) -> float:
+    """Bjøntegaard delta rate in %: the test codec's average bitrate change at equal quality.
+
+    log(rate) is interpolated as a function of the metric (PSNR, MS-SSIM in dB, cosine, ...) with a piecewise
+    cubic Hermite (PCHIP) curve through each codec's points, not VCEG-M33's single cubic, which swings wildly
+    where a metric saturates (cosine near 1); both are integrated over the metric interval the curves share and
+    exp(mean difference) - 1 is returned in percent: negative means the test codec saves bits. Points that cost
+    more bits for no better quality are dropped. Each curve needs at least 4 points.
     """
     curves = []
     for name, rate, metric in (("anchor", rate_anchor, metric_anchor), ("test", rate_test, metric_test)):
@@ -203,15 +213,13 @@ def bd_rate(rate_anchor, metric_anchor, rate_test, metric_test) -> float:
             raise FacelabError(f"BD-rate: the {name} curve needs at least 4 (rate, metric) points of equal count")
         if np.any(rate <= 0) or not np.all(np.isfinite(metric)):
             raise FacelabError(f"BD-rate: the {name} curve needs positive rates and finite metrics")
-        curves.append((rate, metric))
-    (rate_a, metric_a), (rate_t, metric_t) = curves
-    low = max(metric_a.min(), metric_t.min())
-    high = min(metric_a.max(), metric_t.max())
+        curve = _monotone_curve(rate, metric)
+        if len(curve[0]) < 2:
+            raise FacelabError(f"BD-rate: the {name} curve needs at least 2 points whose quality rises with rate")
+        curves.append(curve)
+    low = max(metric.min() for metric, _ in curves)
+    high = min(metric.max() for metric, _ in curves)
     if not high > low:
         raise FacelabError("BD-rate: the two curves do not overlap in quality")
-    integrals = []
-    for rate, metric in curves:
-        antiderivative = np.polyint(np.polyfit(metric, np.log(rate), 3))
-        integrals.append(np.polyval(antiderivative, high) - np.polyval(antiderivative, low))
-    mean_difference = (integrals[1] - integrals[0]) / (high - low)
-    return float((np.exp(mean_difference) - 1.0) * 100.0)
+    anchor, test = (PchipInterpolator(metric, log_rate).integrate(low, high) for metric, log_rate in curves)
+    return float((np.exp((test - anchor) / (high - low)) - 1.0) * 100.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from facelab.data.files import read_rgb
 from facelab.errors import DatasetError
 from facelab.evaluate import PAPER_TABLE1, PAPER_TABLE2, evaluate
 from facelab.evaluation.methods import EqualRateMethod, FacelabMethod
-from facelab.evaluation.selection import lfw_set, select
+from facelab.evaluation.selection import folder_set, lfw_set, select
 from facelab.weights import load_model
 
 LIMIT = 20
@@ -170,6 +171,20 @@ def test_limit_is_a_seeded_nested_order_of_whole_pairs(data_root):
     assert small.images == select(full, 10, seed=0)[0].images != select(full, 10, seed=1)[0].images
     assert len(small.pairs) == 5 and {pair.same for pair in small.pairs} == {True, False}
     assert len({pair.fold for pair in large.pairs}) == 10
+
+
+def test_cache_keys_follow_content_not_place_or_time(lfw_image_path, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    for path in sorted(lfw_image_path.parent.glob("*.jpg"))[:2]:
+        shutil.copy(path, first / path.name)
+    shutil.copytree(first, second)
+    for path in second.iterdir():
+        os.utime(path, ns=(1, 1))
+    assert [i.key for i in folder_set(first).images] == [i.key for i in folder_set(second).images]
+    changed = sorted(second.iterdir())[0]
+    changed.write_bytes(changed.read_bytes()[:-1] + b"\x00")
+    assert folder_set(first).images[0].key != folder_set(second).images[0].key
 
 
 def test_folder_without_identities(lfw_image_path, tmp_path):

@@ -125,6 +125,21 @@ def test_bd_rate_of_a_curve_one_db_better_on_a_different_grid():
     assert bd_rate(RATE, PSNR, test_rate, test_psnr) == pytest.approx((2 ** (-1 / 3) - 1) * 100, abs=1e-6)
 
 
+def test_bd_rate_is_not_thrown_by_a_saturating_metric():
+    # A cosine-like metric that saturates near 1: VCEG-M33's single cubic swings there; PCHIP keeps -20% exact.
+    rate = np.array([0.3, 0.4, 0.5, 0.7, 1.1, 1.6])
+    cosine = np.array([0.62, 0.85, 0.95, 0.982, 0.997, 0.999])
+    assert bd_rate(rate, cosine, rate * 0.8, cosine) == pytest.approx(-20.0, abs=1e-9)
+    assert bd_rate(rate, cosine, rate[:4] * 1.5, cosine[:4]) == pytest.approx(50.0, abs=0.5)
+
+
+def test_bd_rate_drops_points_that_cost_bits_for_no_quality():
+    wasted = np.append(RATE, RATE[-1] * 2)
+    assert bd_rate(RATE, PSNR, wasted * 0.8, np.append(PSNR, PSNR[-1] - 1)) == pytest.approx(-20.0, abs=1e-9)
+    with pytest.raises(FacelabError, match="quality rises"):
+        bd_rate(RATE, PSNR, RATE, np.full(len(RATE), PSNR[0]))
+
+
 def test_bd_rate_refuses_short_or_disjoint_curves():
     with pytest.raises(FacelabError, match="at least 4"):
         bd_rate(RATE[:3], PSNR[:3], RATE, PSNR)

@@ -2,7 +2,7 @@
 
 Like the paper, only faces MTCNN detects are kept; the box MTCNN finds on each (aligned) image comes
 with it, for the feature loss. Detection runs once per image: results are cached under
-`facelab.runtime.cache_dir()/celeba/`, keyed by each file's size and modification time so that a
+`facelab.runtime.cache_dir()/celeba/`, keyed by each file's size and content hash so that a
 changed file is detected again. In-the-wild images are aligned like CelebA's own crops
 (`facelab.data.align`): MTCNN's five landmarks are fitted to CelebA's mean aligned landmarks, and the
 178x218 crops are cached as PNG. On the course's 1,022 in-the-wild images this puts MTCNN's box on the
@@ -118,7 +118,7 @@ def split_files(files: list[Path], identities: dict[str, int], split: str) -> li
 
 
 class FaceIndex:
-    """Per-image results in one JSON file under the cache, each valid while its image's size and mtime are unchanged."""
+    """Per-image results in one JSON file under the cache, each valid while its image's content is unchanged."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -137,7 +137,7 @@ class FaceIndex:
         return entry if entry is not None and entry.get("key") == file_key(image) else None
 
     def store(self, image: Path, entry: dict) -> None:
-        """Remember `entry` for `image` under its current size and mtime, saving now and then."""
+        """Remember `entry` for `image` under its current content key, saving now and then."""
         self.entries[image.name] = {"key": file_key(image), **entry}
         if time.monotonic() - self.saved_at > SAVE_EVERY_S:
             self.save()

@@ -92,10 +92,13 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(255)
 
 
-def file_key(path: Path) -> list[int]:
-    """[size, mtime in ns]: what cached results of a file are keyed on, so a changed file is redone."""
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns]
+def file_key(path: Path) -> str:
+    """'<size>-<content hash>': what cached results of a file are keyed on, so a changed file is redone.
+
+    Keyed on content, not modification time, so a copied or re-downloaded data set keeps its cache.
+    """
+    data = path.read_bytes()
+    return f"{len(data)}-{hashlib.blake2b(data, digest_size=8).hexdigest()}"
 
 
 def folder_tag(folder: Path) -> str:

@@ -30,6 +30,8 @@ PROTOCOL = """## How these numbers are made
 - **Pairs acc.**: LFW View-2 protocol on the reconstructions of both images of each pair, cosine similarity,
   threshold chosen on 9 folds and applied to the 10th, mean over folds (only the pairs complete in the set).
 - **Equal bpp**: each image coded by the codec at the largest file at or under that image's facelab bpp.
+- **JPEG on LFW re-encodes JPEGs**: LFW's files are JPEGs already, and JPEG coding them again on the same
+  8x8 grid loses little, so its PSNR here flatters it; the other codecs and facelab get no such help.
 - **Facelab operating points** (curves): the image is coded at a fraction of its size and upscaled back
   (bicubic); bpp still counts the original pixels. Both entropy coders give the same reconstruction.
 - **BD-rate**: Bjøntegaard delta rate against the JPEG curve (negative = fewer bits at equal quality).

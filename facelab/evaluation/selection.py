@@ -23,7 +23,7 @@ from facelab.image_io import IMAGE_SUFFIXES
 
 @dataclass(frozen=True)
 class EvalImage:
-    """One image to evaluate: its path, identity (None when unknown), file size and cache key (path, size, mtime)."""
+    """One image to evaluate: its path, identity (None when unknown), file size and cache key (path in its set, content)."""
 
     path: Path
     identity: str | None
@@ -70,10 +70,9 @@ class EvalSet:
                        selection)
 
 
-def _image(path: Path, identity: str | None) -> EvalImage:
-    """An EvalImage with its cache key: the resolved path, file size and modification time."""
-    size, mtime = file_key(path)
-    return EvalImage(path, identity, size, f"{path.resolve()}|{size}|{mtime}")
+def _image(path: Path, identity: str | None, root: Path) -> EvalImage:
+    """An EvalImage with its cache key: its path under the set's root and its content key (size and hash)."""
+    return EvalImage(path, identity, path.stat().st_size, f"{path.relative_to(root).as_posix()}|{file_key(path)}")
 
 
 def lfw_set(root: str | os.PathLike | None = None) -> EvalSet:
@@ -81,7 +80,7 @@ def lfw_set(root: str | os.PathLike | None = None) -> EvalSet:
     layout = find_lfw(root)
     paths = [path for person in sorted(p for p in layout.images_dir.iterdir() if p.is_dir())
              for path in list_images(person, suffixes=(".jpg", ".jpeg", ".png"))]
-    images = [_image(path, path.parent.name) for path in paths]
+    images = [_image(path, path.parent.name, layout.images_dir) for path in paths]
     pairs: list[EvalPair] = []
     if layout.pairs is not None:
         index = {image.path: number for number, image in enumerate(images)}
@@ -98,7 +97,7 @@ def folder_set(folder: str | os.PathLike) -> EvalSet:
     paths = list_images(folder, recursive=True, suffixes=IMAGE_SUFFIXES)
     if not paths:
         raise DatasetError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    images = [_image(path, None if path.parent == folder else str(path.parent.relative_to(folder)))
+    images = [_image(path, None if path.parent == folder else str(path.parent.relative_to(folder)), folder)
               for path in paths]
     return EvalSet(folder.name, f"image folder {folder}", images, [], len(images))
 

@@ -1,4 +1,4 @@
-"""A resumable on-disk cache of per-image results: shards of rows keyed by image (path, size, mtime).
+"""A resumable on-disk cache of per-image results: shards of rows keyed by image (path in its set, size, content hash).
 
 Each shard is one `.npz` of columns written atomically after every chunk, so an interrupted run loses at
 most one chunk and a later run (or another method, or a larger --limit) reuses every row already computed.
