@@ -6,20 +6,10 @@ import math
 
 import numpy as np
 import pytest
-import pytorch_msssim
 import torch
 
 from facelab.errors import FacelabError, ImageError
-from facelab.metrics import (
-    bpp,
-    compression_ratio,
-    cosine_similarity,
-    ms_ssim,
-    ms_ssim_many,
-    ms_ssim_window,
-    psnr,
-    summary,
-)
+from facelab.metrics import bpp, compression_ratio, cosine_similarity, ms_ssim, ms_ssim_window, psnr, summary
 
 
 def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -62,22 +52,6 @@ def test_ms_ssim_is_one_for_identical_images_and_falls_with_noise():
         for sigma in (2, 10, 40)
     ]
     assert 1.0 > scores[0] > scores[1] > scores[2] > 0.3
-
-
-def test_ms_ssim_many_matches_one_pair_at_a_time_across_sizes():
-    rng = np.random.default_rng(1)
-    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(64, 80, 3), (250, 250, 3), (64, 80, 3)]]
-    noisy = [np.clip(i + rng.normal(0, 12, i.shape), 0, 255).astype(np.uint8) for i in images]
-    def tensor(image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float()
-
-    one_by_one = [float(pytorch_msssim.ms_ssim(tensor(a), tensor(b), data_range=255, win_size=ms_ssim_window(*a.shape[:2])))
-                  for a, b in zip(images, noisy)]
-    batched = ms_ssim_many(images, noisy)
-    assert batched == pytest.approx(one_by_one, abs=1e-6)
-    assert len(set(np.round(batched, 4))) == 3
-    with pytest.raises(ImageError, match="3 images but 2"):
-        ms_ssim_many(images, noisy[:2])
 
 
 def test_ms_ssim_window_shrinks_for_small_images_and_refuses_tiny_ones():

@@ -19,7 +19,7 @@ from facelab.evaluation.methods import FacelabMethod, Method
 from facelab.evaluation.originals import CHUNK, Originals, embed_crops, embedder_settings, prepare_mtcnn
 from facelab.evaluation.selection import EvalImage
 from facelab.evaluation.store import ShardStore, store_folder
-from facelab.metrics import cosine_similarity, ms_ssim_many, psnr
+from facelab.metrics import cosine_similarity, ms_ssim, psnr
 
 
 @dataclass
@@ -63,7 +63,7 @@ def _compute_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray,
     reconstructions = [item.reconstruction for item in coded]
     with timer("psnr + ms-ssim"):
         psnrs = np.asarray([psnr(a, r) for a, r in zip(arrays, reconstructions)])
-        ms_ssims = ms_ssim_many(arrays, reconstructions)
+        ms_ssims = np.asarray([ms_ssim(a, r) for a, r in zip(arrays, reconstructions)])
     with timer("facenet reconstructions"):
         embeddings = embed_crops(reconstructions, boxes, context)
     with timer("mtcnn reconstructions"):
