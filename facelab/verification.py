@@ -192,7 +192,8 @@ def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
 def _monotone_curve(rate: np.ndarray, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The points of a rate curve that raise quality over every cheaper point, sorted by quality."""
     order = np.argsort(rate, kind="stable")
-    kept = [index for number, index in enumerate(order) if number == 0 or metric[index] > metric[order[:number]].max()]
+    best_before = np.concatenate(([-np.inf], np.maximum.accumulate(metric[order])[:-1]))
+    kept = order[metric[order] > best_before]
     return metric[kept], np.log(rate[kept])
 
 
