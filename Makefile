@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The course data beside the repository (this project's machines and CI) when it is there; elsewhere
+# facelab's default data root (~/.cache/facelab/data), which `make course` fills first.
+ifneq ($(wildcard ../shared/data),)
 export FACELAB_DATA ?= $(abspath ../shared/data)
+endif
 
 .PHONY: setup course test smoke clean-notebooks
 
@@ -15,7 +19,10 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed  ## a virtual environment with facelab, the course's tools and its Jupyter kernel
 
-course: setup  ## the main job: every notebook at its default sizes -> executed/ and results/REPORT.md
+course: setup  ## the main job: the data (if FACELAB_DATA is unset), every notebook -> executed/ and results/REPORT.md
+ifeq ($(FACELAB_DATA),)
+	$(BIN)/facelab data download course
+endif
 	$(BIN)/python -m facelab.course --output executed --results results
 
 test: setup  ## unit tests and every notebook in smoke mode

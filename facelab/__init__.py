@@ -1,9 +1,10 @@
 """facelab: the course library for neural facial image compression (Napoli Spatafora et al.).
 
-The modules, one job each: `binarizer` (Eq. 1), `model` (the autoencoder), `bitstream` and
-`codec` (the file format and compress/decompress), `entropy` (a coder that beats LZMA),
-`weights` (checkpoints and shipped models), `faces` (MTCNN and FaceNet), `losses`, `data`,
-`train`, `metrics`, `baselines`, `verification`, `evaluate`, `widgets`, `course`, `cli`.
+The modules, one job each: `binarizer` (Eq. 1), `model` (the autoencoder), `bitstream`, `container`,
+`xz` and `codec` (the file format, bounded opening of files, compress/decompress), `limits` (the
+largest image), `entropy` (a coder that beats LZMA), `weights` (checkpoints and shipped models),
+`faces` (MTCNN and FaceNet), `losses`, `data`, `train`, `metrics`, `baselines`, `verification`,
+`evaluate`, `widgets`, `course`, `cli`.
 """
 
 __version__ = "0.1.0"

@@ -54,4 +54,5 @@ class Binarizer(nn.Module):
         return torch.tanh(self.conv(features))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return binarize(self.pre_activation(features), stochastic=self.training)
+        """The code; the sign is taken in fp32 even under bf16 autocast, so Eq. 1's probabilities stay exact."""
+        return binarize(self.pre_activation(features).float(), stochastic=self.training)

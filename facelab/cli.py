@@ -10,12 +10,13 @@ import argparse
 import importlib
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
 from tqdm.auto import tqdm
 
-from facelab.errors import FacelabError
+from facelab.errors import BitstreamError, FacelabError, FacelabWarning, job_failure
 from facelab.weights import DEFAULT_MODEL, SHIPPED
 
 PLUGINS = {
@@ -56,9 +57,12 @@ def run_jobs(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str], 
     for source, target in bar:
         try:
             line = work(source, target)
-        except (FacelabError, FileExistsError) as exc:
+        except Exception as exc:
+            message = job_failure(exc)
+            if message is None:
+                raise
             failed += 1
-            tqdm.write(f"facelab: error: {source}: {exc}" if len(pairs) > 1 else f"facelab: error: {exc}", file=sys.stderr)
+            tqdm.write(f"facelab: error: {message if str(source) in message else f'{source}: {message}'}", file=sys.stderr)
             continue
         tqdm.write(line)
     if failed and len(pairs) > 1:
@@ -89,9 +93,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
-    from facelab.codec import decompress, read_header
+    from facelab.codec import decompress
+    from facelab.container import peek_header, read_file
     from facelab.image_io import save_image
-    from facelab.weights import load_model
+    from facelab.weights import load_model, named_model
 
     models: dict[str, object] = {}
     pairs = plan(Path(args.input), Path(args.output), lambda p: p.suffix.lower() in (".xz", ".flc"), ".png")
@@ -99,11 +104,11 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     def work(source: Path, target: Path) -> str:
         if target.exists() and not args.overwrite:
             raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
-        data = source.read_bytes()
-        header, _ = read_header(data)
-        spec = args.model or header.model_id.split(":")[0]
+        data = read_file(source)
+        header = peek_header(data)
+        spec = args.model or header.model_name
         if spec not in models:
-            models[spec] = load_model(spec)
+            models[spec] = load_model(spec) if args.model else named_model(spec)
         start = time.perf_counter()
         image = decompress(data, models[spec])
         seconds = time.perf_counter() - start
@@ -114,17 +119,22 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from facelab.codec import read_header
+    from facelab.container import file_header
 
     path = Path(args.input)
+    if path.is_dir():
+        raise FacelabError(f"{path} is a folder; `facelab info` reads one .xz or .flc file")
     if not path.is_file():
         raise FacelabError(f"{path} does not exist")
-    data = path.read_bytes()
-    header, _ = read_header(data)
-    bpp = 8 * len(data) / (header.height * header.width)
+    try:
+        header = file_header(path)
+    except BitstreamError as exc:
+        raise BitstreamError(f"{path}: {exc}") from None
+    size = path.stat().st_size
+    bpp = 8 * size / (header.height * header.width)
     print(f"{path}: facelab {header.coder} file, {header.width}x{header.height} pixels, "
           f"code {header.bits}x{header.code_h}x{header.code_w}, model {header.model_id}, "
-          f"{len(data)} bytes, {bpp:.3f} bpp")
+          f"{size} bytes, {bpp:.3f} bpp")
     return 0
 
 
@@ -134,6 +144,19 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     statuses = check(args.root)
     print(format_check(statuses))
     return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from facelab.data.downloads import download_many
+
+    report = download_many(args.names, args.root)
+    for name, line in report.skipped.items():
+        print(f"facelab: {line}; the course goes on without {name} (lesson 04 uses the shipped face models)",
+              file=sys.stderr)
+    for line in report.failed.values():
+        print(f"facelab: error: {line}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,11 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("data", help="inspect the datasets under the data root")
+    p = sub.add_parser("data", help="inspect or download the datasets under the data root")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser("check", help="where each dataset was found, its counts, and what is missing")
     p.add_argument("--root", default=None, help="data root (default: $FACELAB_DATA, else the facelab cache)")
     p.set_defaults(func=cmd_data_check)
+    p = data_sub.add_parser("download", help="fetch datasets from their official sources (or $FACELAB_MIRROR), checked")
+    p.add_argument("names", nargs="+", metavar="NAME", help="lfw, kodak, celeba, clic2020, or course (the first three)")
+    p.add_argument("--root", default=None, help="data root (default: $FACELAB_DATA, else the facelab cache)")
+    p.set_defaults(func=cmd_data_download)
 
     for name, (module_name, help_text) in PLUGINS.items():
         module = importlib.import_module(module_name)
@@ -175,13 +202,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: object = None, line: str | None = None) -> None:
+    """Print facelab's own warnings as one `facelab: warning: ...` line, and others as Python does."""
+    if issubclass(category, FacelabWarning):
+        tqdm.write(f"facelab: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `facelab` command."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except FacelabError as exc:
-        print(f"facelab: error: {exc}", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", FacelabWarning)
+            warnings.showwarning = show_warning
+            return args.func(args)
+    except Exception as exc:
+        message = job_failure(exc)
+        if message is None:
+            raise
+        print(f"facelab: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("facelab: interrupted", file=sys.stderr)

@@ -6,8 +6,9 @@ into bits behind a `Header` and entropy-codes it:
   `xz -dc file.xz` shows the raw header and bits;
 - coder "context" (beyond the paper): the header in the clear, then the bits arithmetic-coded
   with probabilities from a causal context model (`facelab.entropy`), in a `.flc` file.
-`decompress` tells the two apart by their first bytes, checks the header against the model
-and decodes. Sizes are real byte counts, never estimates.
+`decompress` opens either (`facelab.container`: the header's checksum and sizes are checked before
+anything is allocated), checks the header against the model and decodes, tile by tile for large
+images. Sizes are real byte counts, never estimates.
 """
 
 from __future__ import annotations
@@ -18,19 +19,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facelab.bitstream import Header, pack_code, unpack_code, unpack_header
-from facelab.errors import BitstreamError, ModelError
+from facelab import limits
+from facelab.bitstream import Header, pack_code, unpack_code
+from facelab.container import read_header
+from facelab.errors import ImageError, ModelError
 from facelab.image_io import check_array, load_image, to_tensor, to_uint8
-from facelab.model import FaceCodecNet
-from facelab.weights import load_model, model_id
+from facelab.model import BLOCK, FaceCodecNet
+from facelab.weights import SHIPPED, load_model, model_id, named_model
+from facelab.xz import XZ_MAGIC as XZ_MAGIC  # re-exported: how an .xz facelab file begins
 
-XZ_MAGIC = b"\xfd7zXZ\x00"
 SUFFIXES = {"xz": ".xz", "context": ".flc"}
 LZMA_PRESET = 9 | lzma.PRESET_EXTREME
 """The paper's LZMA at its strongest setting, as `xz -9e`."""
 
 LZMA_MIN_DICT = 1 << 12
 """Smallest LZMA2 dictionary (4 KiB); preset 9's is 64 MiB."""
+
+DECODE_TILE = 128
+"""Code positions per side of a decoder tile (1024 x 1024 pixels, about 0.3 GB of activations)."""
 
 
 def xz_compress(data: bytes) -> bytes:
@@ -61,10 +67,29 @@ def encode_code(model: FaceCodecNet, image: np.ndarray) -> np.ndarray:
 
 @torch.inference_mode()
 def decode_code(model: FaceCodecNet, code: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Run the decoder: (128, h, w) code -> (H, W, 3) uint8 image cropped to `size`."""
+    """Run the decoder: (C, h, w) code (any numeric dtype) -> (H, W, 3) uint8 image cropped to `size`.
+
+    The decoder runs on tiles of DECODE_TILE x DECODE_TILE code positions, each with a margin of one
+    position, which covers the reach of its 8x8 stride-4 transposed convolution: seams match the
+    whole-image result (to float rounding) and memory stays that of one tile whatever the image's size.
+    An image of one tile is decoded exactly as a whole.
+    """
     device = next(model.parameters()).device
     model.eval()
-    return to_uint8(model.decode(torch.from_numpy(code).unsqueeze(0).to(device), size=size))
+    height, width = size
+    _, code_h, code_w = code.shape
+    image = np.empty((height, width, 3), np.uint8)
+    for top in range(0, code_h, DECODE_TILE):
+        for left in range(0, code_w, DECODE_TILE):
+            bottom, right = min(top + DECODE_TILE, code_h), min(left + DECODE_TILE, code_w)
+            y0, x0 = max(top - 1, 0), max(left - 1, 0)
+            tile = np.ascontiguousarray(code[:, y0:min(bottom + 1, code_h), x0:min(right + 1, code_w)], np.float32)
+            pixels = to_uint8(model.decode(torch.from_numpy(tile).unsqueeze(0).to(device)))
+            rows = slice(BLOCK * top, min(BLOCK * bottom, height))
+            cols = slice(BLOCK * left, min(BLOCK * right, width))
+            dy, dx = BLOCK * (top - y0), BLOCK * (left - x0)
+            image[rows, cols] = pixels[dy:dy + rows.stop - rows.start, dx:dx + cols.stop - cols.start]
+    return image
 
 
 def compress(
@@ -75,6 +100,9 @@ def compress(
         raise ValueError(f"unknown coder '{coder}': choose from {', '.join(SUFFIXES)}")
     model = model if model is not None else load_model()
     image = as_image(image)
+    problem = limits.size_problem(image.shape[0], image.shape[1], model.bits)
+    if problem:
+        raise ImageError(problem)
     code = encode_code(model, image)
     header = Header(coder, image.shape[0], image.shape[1], *code.shape, model_id(model))
     if coder == "xz":
@@ -84,27 +112,12 @@ def compress(
     return header.pack() + encode_bits(code > 0)
 
 
-def read_header(data: bytes) -> tuple[Header, bytes]:
-    """Open either container and return its header and the packed (xz) or coded (context) payload."""
-    if not data:
-        raise BitstreamError("empty file: not a facelab bitstream")
-    if data.startswith(XZ_MAGIC):
-        try:
-            data = lzma.decompress(data, format=lzma.FORMAT_XZ)
-        except (EOFError, lzma.LZMAError) as exc:
-            if isinstance(exc, EOFError) or "ended before" in str(exc):
-                raise BitstreamError("truncated .xz stream: the file ends before the end-of-stream marker") from None
-            raise BitstreamError(f"corrupt .xz stream ({exc})") from None
-        header, payload = unpack_header(data)
-        if header.coder != "xz":
-            raise BitstreamError("corrupt file: an .xz stream whose header names another coder")
-        return header, payload
-    if data.startswith(b"FLAB"):
-        header, payload = unpack_header(data)
-        if header.coder == "xz":
-            raise BitstreamError("corrupt file: an LZMA code outside its .xz container")
-        return header, payload
-    raise BitstreamError("not a facelab file: it is neither an .xz stream nor a .flc file")
+def decode_hint(header: Header, model: FaceCodecNet) -> str:
+    """What to pass instead of `model`: the header's model when it is shipped and not the one that refused."""
+    name = header.model_name
+    if name != getattr(model, "name", "untrained") and (name in SHIPPED or name == "untrained"):
+        return f"decode it with --model {name}"
+    return "decode it with --model and the path of the checkpoint that wrote it"
 
 
 def check_model(header: Header, model: FaceCodecNet) -> None:
@@ -112,24 +125,26 @@ def check_model(header: Header, model: FaceCodecNet) -> None:
     if header.bits != model.bits:
         raise ModelError(f"the code has {header.bits} channels but the model expects {model.bits}")
     if header.model_id != model_id(model):
-        name = header.model_id.split(":")[0]
         raise ModelError(
             f"this file was encoded with model '{header.model_id}', not the loaded '{model_id(model)}'; "
-            f"decode it with --model {name} (or that checkpoint's path)"
+            f"{decode_hint(header, model)}"
         )
 
 
 def decompress(data: bytes, model: FaceCodecNet | None = None) -> np.ndarray:
-    """Decode the bytes of a facelab file to an (H, W, 3) uint8 image."""
+    """Decode the bytes of a facelab file to an (H, W, 3) uint8 image.
+
+    Without a model, the one the header names is loaded if it is shipped; a header never names a path.
+    """
     header, payload = read_header(data)
-    model = model if model is not None else load_model(header.model_id.split(":")[0])
+    model = model if model is not None else named_model(header.model_name)
     check_model(header, model)
     if header.coder == "xz":
         code = unpack_code(payload, header.code_shape)
     else:
         from facelab.entropy import decode_bits
 
-        code = decode_bits(payload, header.code_shape).astype(np.float32) * 2 - 1
+        code = decode_bits(payload, header.code_shape).view(np.int8) * np.int8(2) - np.int8(1)
     return decode_code(model, code, (header.height, header.width))
 
 

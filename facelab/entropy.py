@@ -13,6 +13,7 @@ is predictable from the others, a dependence that LZMA's byte-string matching ca
 from __future__ import annotations
 
 import binascii
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import constriction
@@ -224,22 +225,79 @@ def _family() -> object:
     return constriction.stream.model.Bernoulli(perfect=False)
 
 
-def encode_bits(bits: np.ndarray) -> bytes:
-    """(C, h, w) bool code -> self-delimiting payload (a 2-byte CRC, then the range-coded bits)."""
+def _as_code(bits: np.ndarray) -> np.ndarray:
+    """A (C, h, w) bool array, or ValueError."""
     bits = np.asarray(bits, dtype=bool)
     if bits.ndim != 3:
         raise ValueError(f"expected a (C, h, w) code, got shape {bits.shape}")
+    return bits
+
+
+def _coding_steps(bits: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    """Run the context model over a (C, h, w) bool code in coding order, as the encoder does.
+
+    Yields, per phase and channel, one value per bit: its channel, raster position, the bit (0/1),
+    P(bit = 1) and the counter (context) it was coded with.
+    """
     channels, height, width = bits.shape
     model = _ContextModel(bits.shape)
     in_order = bits.reshape(channels, height * width)[:, model.order].astype(np.int32)
-    symbols, probabilities = [], []
     for phase in model.phases():
         for channel in range(channels):
             step = in_order[channel, phase.start:phase.stop]
             p_one, context, index = model.probabilities(phase, channel)
             model.commit(phase, channel, step, context, index)
-            symbols.append(step)
-            probabilities.append(p_one)
+            positions = model.order[phase.start:phase.stop]
+            yield np.full(len(positions), channel), positions, step, p_one, context
+
+
+@dataclass(frozen=True)
+class CodingTrace:
+    """Every bit of a code in the order the context coder codes it, with what it was coded with.
+
+    `context` is the counter used: prediction bin * NEIGHBOUR_SUMS + neighbour sum + NEIGHBOUR_SUMS // 2.
+    """
+
+    channel: np.ndarray    # (N,) channel of each bit
+    position: np.ndarray   # (N,) raster index y * w + x of each bit
+    bit: np.ndarray        # (N,) the bit, 0 or 1
+    p_one: np.ndarray      # (N,) the adaptive probability P(bit = 1) it was coded with
+    context: np.ndarray    # (N,) the counter that gave p_one
+
+    @property
+    def prediction_bin(self) -> np.ndarray:
+        """The regression's prediction from earlier channels, binned: 0 (surely 0) to PREDICTION_BINS - 1 (surely 1)."""
+        return self.context // NEIGHBOUR_SUMS
+
+    @property
+    def neighbour_sum(self) -> np.ndarray:
+        """Sum of the bit's four interpolation neighbours in its channel, +-1 each, 0 if not yet coded: -4 to 4."""
+        return self.context % NEIGHBOUR_SUMS - NEIGHBOUR_SUMS // 2
+
+    @property
+    def cost(self) -> np.ndarray:
+        """What each bit costs an ideal arithmetic coder: -log2 of the probability given to its value, in bits."""
+        return -np.log2(np.where(self.bit == 1, self.p_one, 1 - self.p_one))
+
+
+def coding_trace(bits: np.ndarray) -> CodingTrace:
+    """(C, h, w) bool code -> its `CodingTrace`: the per-bit contexts and probabilities `encode_bits` codes with.
+
+    The costs sum to the payload's size to within the range coder's rounding and the checksum.
+    """
+    steps = list(_coding_steps(_as_code(bits)))
+    if not steps:
+        none = np.zeros(0, np.int64)
+        return CodingTrace(none, none, none, none.astype(float), none)
+    return CodingTrace(*(np.concatenate(column) for column in zip(*steps)))
+
+
+def encode_bits(bits: np.ndarray) -> bytes:
+    """(C, h, w) bool code -> self-delimiting payload (a 2-byte CRC, then the range-coded bits)."""
+    symbols, probabilities = [], []
+    for _, _, step, p_one, _ in _coding_steps(_as_code(bits)):
+        symbols.append(step)
+        probabilities.append(p_one)
     encoder = constriction.stream.queue.RangeEncoder()
     if symbols:
         encoder.encode(np.concatenate(symbols), _family(), np.concatenate(probabilities))

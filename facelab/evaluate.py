@@ -3,6 +3,7 @@
 The work lives in `facelab.evaluation`; this module holds the command line (`configure`, `run`) and
 `evaluate(...)` for notebooks. Everything lands under --output (default results/lfw): results.md,
 a .md and .csv per table, rate_distortion.png, rate_accuracy.png and results.json with every number.
+`--lfw-size 112x96` evaluates LFW aligned to the paper's 112x96 (`facelab.data.lfw_aligned`) instead of its files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from facelab.errors import FacelabError
 from facelab.evaluation.context import PRECISIONS
 from facelab.evaluation.experiment import CURVE_QUALITIES, MODELS, SCALES, EvaluationConfig, run_evaluation
 from facelab.evaluation.paper import PAPER_TABLE1, PAPER_TABLE2
+from facelab.evaluation.selection import LFW_SIZES
 
 
 def evaluate(**settings) -> dict:
@@ -46,6 +48,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--root", default=None, help="data root holding lfw/ (default: $FACELAB_DATA, else the cache)")
     where.add_argument("--images", default=None, metavar="DIR",
                        help="evaluate this image folder instead of LFW (identity = sub-folder name, if any)")
+    where.add_argument("--lfw-size", choices=LFW_SIZES, default=LFW_SIZES[0],
+                       help="LFW view: 250x250 = LFW's files as they are (default); 112x96 = faces aligned like "
+                            "face-recognition work (and the paper), MTCNN landmarks -> the standard template, "
+                            "made once and cached")
     where.add_argument("--limit", type=int, default=None, metavar="N",
                        help="only the first N images of a seeded order that keeps View-2 pairs whole "
                             "(see facelab.evaluation.selection)")
@@ -94,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     qualities = {codec: CURVE_QUALITIES[codec] for codec in args.curve_codecs}
     qualities.update({codec: values for codec, values in args.curve_quality if codec in qualities})
     started = time.perf_counter()
-    results = evaluate(output=args.output, root=args.root, images=args.images, limit=args.limit, seed=args.seed,
+    results = evaluate(output=args.output, root=args.root, images=args.images, lfw_size=args.lfw_size,
+                       limit=args.limit, seed=args.seed,
                        models=tuple(args.models), jpeg_qualities=tuple(args.jpeg_qualities),
                        curves=not args.no_curves, curve_limit=args.curve_limit, scales=tuple(args.scales),
                        coders=tuple(args.coders), curve_qualities=qualities, equal_rate=tuple(args.equal_bpp),

@@ -93,12 +93,30 @@ def _most_probable(boxes: object, probs: object, points: object) -> Detection | 
                      landmarks=np.asarray(points, dtype=np.float32)[best].copy())
 
 
-def detect_faces(images: Sequence[np.ndarray], device: str | torch.device | None = None, batch_size: int = 32,
-                 progress: bool = False) -> list[Detection | None]:
-    """The most probable face of each (H, W, 3) uint8 RGB image, or None where MTCNN finds none.
+def _most_central(boxes: object, probs: object, points: object, height: int, width: int) -> Detection | None:
+    """The face of one image's MTCNN output that FaceNet's align_dataset_mtcnn keeps, or None when it found none.
 
-    Images of the same size are run through MTCNN together, `batch_size` at a time.
+    The score is the box area minus twice the squared distance of the box centre from the image centre.
     """
+    if boxes is None:
+        return None
+    boxes = np.asarray(boxes, dtype=np.float64)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    offset = ((boxes[:, 0] + boxes[:, 2]) / 2 - width / 2) ** 2 + ((boxes[:, 1] + boxes[:, 3]) / 2 - height / 2) ** 2
+    best = int(np.argmax(area - 2.0 * offset))
+    return Detection(box=boxes[best].astype(np.float32), prob=float(np.asarray(probs).reshape(-1)[best]),
+                     landmarks=np.asarray(points, dtype=np.float32)[best].copy())
+
+
+def detect_faces(images: Sequence[np.ndarray], device: str | torch.device | None = None, batch_size: int = 32,
+                 progress: bool = False, pick: str = "probable") -> list[Detection | None]:
+    """One face of each (H, W, 3) uint8 RGB image, or None where MTCNN finds none.
+
+    pick='probable' keeps the most probable face; pick='central' the large face nearest the centre (FaceNet's
+    rule for LFW, whose labelled person stands in the middle). Same-size images run together, `batch_size` at a time.
+    """
+    if pick not in ("probable", "central"):
+        raise ValueError(f"pick must be 'probable' or 'central', not {pick!r}")
     images = [check_array(image) for image in images]
     mtcnn = load_mtcnn(get_device(None if device is None else str(device)))
     results: list[Detection | None] = [None] * len(images)
@@ -113,7 +131,8 @@ def detect_faces(images: Sequence[np.ndarray], device: str | torch.device | None
                 chunk = indices[start:start + batch_size]
                 boxes, probs, points = mtcnn.detect(np.stack([images[i] for i in chunk]), landmarks=True)
                 for index, box, prob, point in zip(chunk, boxes, probs, points):
-                    results[index] = _most_probable(box, prob, point)
+                    results[index] = (_most_probable(box, prob, point) if pick == "probable"
+                                      else _most_central(box, prob, point, *images[index].shape[:2]))
                 bar.update(len(chunk))
     return results
 

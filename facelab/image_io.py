@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facelab.errors import ImageError
+from facelab import limits
+from facelab.errors import FacelabWarning, ImageError, OutputError
 
-MAX_PIXELS = 64_000_000
-"""Largest image facelab compresses in one piece (64 megapixels: about 8 GB of activations)."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+PARTIAL = ".incomplete-"
+"""Marks a file still being written, '<name>.incomplete-<pid>-<random>': one that a killed run leaves behind
+says at sight that it can be deleted, and the next write to the same path deletes it once its writer is gone."""
+
+STALE_SECONDS = 60
+"""Age after which a partial file whose writer has exited is removed (a writer on another machine sharing the
+folder has a process id this one cannot see, so a young file is left alone)."""
 
 
 def to_rgb8(image: Image.Image) -> np.ndarray:
@@ -36,18 +45,25 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB, or raise ImageError naming the problem."""
+    """Read an image file as (H, W, 3) uint8 RGB, or raise ImageError naming the problem.
+
+    The EXIF orientation is applied, as image viewers do, so a phone's portrait photo is not compressed
+    sideways; of an animation (GIF, APNG, WebP, multi-page TIFF) only the first frame is kept, with a warning.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
     try:
         with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(
-                    f"{path}: {image.width}x{image.height} is {image.width * image.height / 1e6:.0f} megapixels; "
-                    f"facelab compresses up to {MAX_PIXELS / 1e6:.0f}"
-                )
+            too_large = limits.pixel_problem(image.height, image.width)
+            if too_large:
+                raise ImageError(f"{path}: {too_large}")
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                warnings.warn(f"{path}: an animation of {frames} frames; facelab keeps only the first",
+                              FacelabWarning, stacklevel=2)
             image.load()
+            ImageOps.exif_transpose(image, in_place=True)
             return to_rgb8(image)
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file Pillow can read") from None
@@ -58,7 +74,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def check_array(image: np.ndarray) -> np.ndarray:
-    """Validate an in-memory image: (H, W, 3) uint8, H, W >= 1, within MAX_PIXELS."""
+    """Validate an in-memory image: (H, W, 3) uint8, H, W >= 1, within `limits.MAX_PIXELS`."""
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"expected an (H, W, 3) RGB array, got {getattr(image, 'shape', type(image).__name__)}")
     if image.dtype != np.uint8:
@@ -66,8 +82,9 @@ def check_array(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     if h < 1 or w < 1:
         raise ImageError("image has no pixels")
-    if h * w > MAX_PIXELS:
-        raise ImageError(f"{w}x{h} is over facelab's {MAX_PIXELS / 1e6:.0f}-megapixel limit")
+    too_large = limits.pixel_problem(h, w)
+    if too_large:
+        raise ImageError(too_large)
     return image
 
 
@@ -84,20 +101,75 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
-    """Write bytes to `path` through a temporary file and a rename: never a partial file."""
+    """Write bytes to `path` through a partial file and a rename: never a partial file under the final name.
+
+    The file gets the permissions the umask allows, as `open` would give. A path that cannot be written
+    (a read-only folder, a full disk, a parent that is a regular file) is an OutputError naming it.
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    make_parent(path)
+    remove_stale_partials(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}{PARTIAL}{os.getpid()}-")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def make_parent(path: Path) -> None:
+    """Create the folders above `path`, or raise OutputError saying which part of it is in the way."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise OutputError(f"cannot write {path}: {blocker} is a file, not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back, the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_partials(path: Path) -> None:
+    """Delete the partial files of `path` whose writer has exited (killed before its rename)."""
+    for partial in path.parent.glob(f"{glob.escape(path.name)}{PARTIAL}*"):
+        pid = partial.name[len(path.name) + len(PARTIAL):].split("-")[0]
+        if not pid.isdigit() or process_alive(int(pid)):
+            continue
+        try:
+            if time.time() - partial.stat().st_mtime >= STALE_SECONDS:
+                partial.unlink()
+        except OSError:
+            continue
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (always True on Windows, where it cannot be asked safely)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def encode_png(image: np.ndarray) -> bytes:

@@ -50,3 +50,20 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     if os.environ.get("FACELAB_DATA"):
         return Path(os.environ["FACELAB_DATA"]).expanduser()
     return cache_dir() / "data"
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (Linux /proc/cpuinfo flags avx512_bf16 or amx_bf16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def fast_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 where `device` computes it natively (a CUDA GPU with bf16, a CPU with AMX or AVX512-BF16), else None."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if device.type == "cpu" and native_bf16() else None
+

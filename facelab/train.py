@@ -1,108 +1,91 @@
-"""One trainer for both phases of the paper, with per-epoch checkpoints, resume and a history.
+"""One trainer for every phase, with per-epoch checkpoints, resume, a history, bf16 autocast and LR schedules.
 
 Phase 1 ("natural"): natural images (CLIC 2020, else facelab's natural/ fallback), loss
-L1 + (1 - MS-SSIM), Adam at 1e-4, reduced when validation stalls (the paper's "dynamic" rate).
-Phase 2 ("face"): starts from phase 1; CelebA faces MTCNN can detect; loss
-a * L2(pixels) + b * L2(FaceNet embeddings of the MTCNN crops), a = b = 1, Adam at 3e-3 with
-weight decay 1e-3 (the paper's "static" rate); b = 0 is the paper's ablation.
+L1 + (1 - MS-SSIM). Phase 2 ("face"): CelebA faces on the 112x96 face-recognition template
+(`facelab.data.template_faces`), loss a * L2(pixels) + b * L2(FaceNet embeddings of the MTCNN crops).
 The paper's "momentum 0.99" is Adam's first-moment decay: beta1 = 0.99 (beta2 stays 0.999).
+The recipes of every shipped model, with their sizes and budgets, are in `facelab.recipes`.
 
 Adam's weight decay adds 1e-3 * w to the gradient before Adam rescales it. The L2 pixel loss's
-gradients are far smaller than that, so with b = 0 the decay drives training: the ablation's
-validation PSNR fell from 20.2 to 14.2 dB over 15 epochs, while the same run without decay rose to
-27.6 dB in 8. The "-adamw" runs keep every number of the paper but decouple the decay (AdamW), so
-that the ablation compares the losses and not an optimiser accident.
+gradients are far smaller than that, so with b = 0 the decay drives training (lesson 04 measures it).
+The "-adamw" runs keep every number of the paper but decouple the decay (AdamW), so that the
+ablation compares the losses and not an optimiser accident.
+
+Speed: the forward passes run under bf16 autocast where the device computes bf16 natively (a CPU with
+AMX, a recent GPU); the binarizer's sign, the pixel losses and MS-SSIM stay in fp32.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from facelab.errors import ModelError
 from facelab.model import FaceCodecNet
-from facelab.runtime import get_device, seed_everything
+from facelab.recipes import FACE_DATA, RECIPES, SCHEDULES, TrainConfig, make_config
+from facelab.runtime import fast_dtype, get_device, seed_everything
 from facelab.weights import load_model, save_checkpoint
 
+__all__ = ["RECIPES", "TrainConfig", "Trainer", "make_config", "train"]
 
 PLATEAU_PATIENCE = 5
-"""Phase 1 halves the learning rate after this many epochs without a better validation loss."""
+"""The 'plateau' schedule halves the learning rate after this many epochs without a better validation loss."""
 
 MIN_LR_FACTOR = 0.01
-"""Phase 1's learning rate never drops below this fraction of its start."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; stored in its checkpoints."""
-
-    phase: str = "natural"
-    name: str = "natural"
-    epochs: int = 10
-    batch_size: int = 16
-    crop: int = 128
-    face_size: tuple[int, int] = (218, 178)
-    lr: float = 1e-4
-    beta1: float = 0.99
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    a: float = 1.0
-    b: float = 1.0
-    init: str | None = None
-    max_images: int | None = None
-    steps_per_epoch: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    data_root: str | None = None
-    workers: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-_PHASE2 = dict(phase="face", lr=3e-3, beta1=0.99, weight_decay=1e-3, a=1.0, init="natural")
-
-RECIPES = {
-    "natural": dict(phase="natural", name="natural", lr=1e-4, beta1=0.99, weight_decay=0.0),
-    "face": dict(_PHASE2, name="face", b=1.0),
-    "face-pixel": dict(_PHASE2, name="face-pixel", b=0.0),
-    "face-adamw": dict(_PHASE2, name="face-adamw", b=1.0, optimizer="adamw"),
-    "face-pixel-adamw": dict(_PHASE2, name="face-pixel-adamw", b=0.0, optimizer="adamw"),
-}
-"""Hyper-parameters of each shipped model: the paper's, and for "-adamw" the paper's with decoupled
-weight decay (see the module docstring); sizes and epochs are set per run."""
+"""The 'plateau' schedule never drops the learning rate below this fraction of its start."""
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 """Adam adds weight decay to the gradient (the paper's); AdamW shrinks the weights directly."""
 
+PRECISIONS = ("auto", "bf16", "fp32")
+"""'auto' is bf16 autocast where the device computes it natively (`facelab.runtime.fast_dtype`), else fp32."""
 
-def make_config(name: str, **overrides: Any) -> TrainConfig:
-    """The recipe of a shipped model name, with `overrides` applied."""
-    if name not in RECIPES:
-        raise ValueError(f"unknown run '{name}': choose from {', '.join(RECIPES)}")
-    settings = {**RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}}
-    return TrainConfig(**settings)
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`, or None for plain fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return fast_dtype(device)
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 def build_data(config: TrainConfig) -> tuple[Dataset, Dataset, dict[str, Any]]:
     """Training and validation sets for the config's phase, and a description of them."""
-    from facelab.data.celeba import CelebAFaces
-    from facelab.data.natural import NaturalImages
-
     if config.phase == "natural":
+        from facelab.data.natural import NaturalImages
+
         train = NaturalImages(config.data_root, split="train", crop=config.crop, max_images=config.max_images)
         val = NaturalImages(config.data_root, split="val", crop=config.crop, max_images=config.max_images)
-    else:
+    elif config.face_data == "template":
+        from facelab.data.template_faces import TemplateFaces
+
+        train = TemplateFaces(config.data_root, split="train", max_images=config.max_images)
+        val = TemplateFaces(config.data_root, split="val", max_images=config.max_images)
+    elif config.face_data == "celeba":
+        from facelab.data.celeba import CelebAFaces
+
         train = CelebAFaces(config.data_root, split="train", size=config.face_size, max_images=config.max_images)
         val = CelebAFaces(config.data_root, split="val", size=config.face_size, max_images=config.max_images)
-    return train, val, {"train": train.describe(), "val": val.describe()}
+    else:
+        raise ValueError(f"unknown face data {config.face_data!r}: use {', '.join(FACE_DATA)}")
+    info = {"train": train.describe(), "val": val.describe()}
+    if config.val_images and len(val) > config.val_images:
+        val = Subset(val, range(config.val_images))
+        info["val"]["used"] = config.val_images
+    return train, val, info
 
 
 def build_loss(config: TrainConfig, device: torch.device) -> torch.nn.Module:
@@ -116,16 +99,23 @@ def build_loss(config: TrainConfig, device: torch.device) -> torch.nn.Module:
         from facelab.faces import FaceEmbedder
 
         embedder = FaceEmbedder(device)
-    return FaceLoss(a=config.a, b=config.b, pixel="l2", embedder=embedder).to(device)
+    return FaceLoss(a=config.a, b=config.b, pixel="l2", embedder=embedder, face_samples=config.face_samples).to(device)
 
 
-def loss_on_batch(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
-    """Forward a batch (tensor of images, or dict with 'image' and 'box') and return the loss parts."""
+def loss_on_batch(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, device: torch.device,
+                  dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Forward a batch (tensor of images, or dict with 'image' and 'box') and return the loss parts.
+
+    The model runs under autocast in `dtype` (None: fp32); the loss sees fp32 reconstructions, and only
+    FaceNet inside it (which autocast reaches) computes in `dtype`: pixel losses and MS-SSIM stay fp32.
+    """
+    images = (batch["image"] if isinstance(batch, dict) else batch).to(device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        x_hat = model(images).float()
     if isinstance(batch, dict):
-        images = batch["image"].to(device)
-        return loss_fn(model(images), images, batch["box"].to(device))
-    images = batch.to(device)
-    return loss_fn(model(images), images)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return loss_fn(x_hat, images, batch["box"].to(device))
+    return loss_fn(x_hat, images)
 
 
 def gradient_scales(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, device: torch.device,
@@ -159,15 +149,18 @@ def psnr_batch(x_hat: torch.Tensor, x: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def validate(model: FaceCodecNet, loss_fn: torch.nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
+def validate(model: FaceCodecNet, loss_fn: torch.nn.Module, loader: Iterable, device: torch.device,
+             dtype: torch.dtype | None = None) -> dict[str, float]:
     """Mean loss parts and PSNR on the validation set, with the deterministic binarizer."""
     model.eval()
     sums: dict[str, float] = {}
     count = 0
     for batch in loader:
-        parts = loss_on_batch(model, loss_fn, batch, device)
+        parts = loss_on_batch(model, loss_fn, batch, device, dtype)
         images = (batch["image"] if isinstance(batch, dict) else batch).to(device)
-        parts = {**{k: float(v) for k, v in parts.items()}, "psnr": psnr_batch(model(images), images)}
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            x_hat = model(images).float()
+        parts = {**{k: float(v) for k, v in parts.items()}, "psnr": psnr_batch(x_hat, images)}
         n = images.shape[0]
         for key, value in parts.items():
             sums[key] = sums.get(key, 0.0) + value * n
@@ -175,26 +168,42 @@ def validate(model: FaceCodecNet, loss_fn: torch.nn.Module, loader: Iterable, de
     return {f"val_{k}": v / max(count, 1) for k, v in sums.items()}
 
 
+def cosine_factor(step: int, total: int) -> float:
+    """The 'cosine' schedule's multiplier of the starting rate at `step` of `total`: 1 down to 0."""
+    return 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+class ResumeError(ModelError):
+    """A run folder's `last.pt` cannot be resumed: damaged, foreign or made with another configuration."""
+
+
 class Trainer:
     """Trains a `FaceCodecNet` for one phase, checkpointing to `run_dir` after every epoch."""
 
     def __init__(self, config: TrainConfig, run_dir: str | Path) -> None:
+        if config.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {config.schedule!r}: choose from {', '.join(SCHEDULES)}")
+        if config.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {config.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
+        if config.schedule == "cosine" and not config.steps_per_epoch:
+            raise ValueError("the cosine schedule needs steps_per_epoch, to know the run's length")
         self.config = config
         self.run_dir = Path(run_dir)
         self.device = get_device(config.device)
+        self.dtype = autocast_dtype(config.precision, self.device)
         seed_everything(config.seed)
         self.model = (load_model(config.init) if config.init else FaceCodecNet()).to(self.device)
         self.model.name = config.name
-        if config.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {config.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
         self.optimizer = OPTIMIZERS[config.optimizer](
             self.model.parameters(), lr=config.lr, betas=(config.beta1, 0.999), weight_decay=config.weight_decay
         )
-        self.scheduler = (
-            torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=PLATEAU_PATIENCE,
-                                                       min_lr=config.lr * MIN_LR_FACTOR)
-            if config.phase == "natural" else None
-        )
+        self.scheduler: Any = None
+        if config.schedule == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, factor=0.5, patience=PLATEAU_PATIENCE, min_lr=config.lr * MIN_LR_FACTOR)
+        elif config.schedule == "cosine":
+            total = config.epochs * config.steps_per_epoch
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: cosine_factor(step, total))
         self.history: list[dict[str, float]] = []
         self.epoch = 0
         self.seconds = 0.0
@@ -203,8 +212,13 @@ class Trainer:
     def state_path(self) -> Path:
         return self.run_dir / "last.pt"
 
+    @property
+    def checksum_path(self) -> Path:
+        """The SHA-256 of `last.pt`: torch does not notice flipped bytes inside a tensor, this does."""
+        return self.run_dir / "last.pt.sha256"
+
     def save_state(self) -> None:
-        """Everything needed to resume: model, optimizer, scheduler, RNG, epoch and history."""
+        """Everything needed to resume, as plain data (loadable with weights_only=True), written atomically."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         state = {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -212,24 +226,47 @@ class Trainer:
             "rng": torch.get_rng_state(), "epoch": self.epoch, "history": self.history,
             "seconds": self.seconds, "config": asdict(self.config),
         }
-        tmp = self.state_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.state_path)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+        for path, content in ((self.checksum_path, hashlib.sha256(data).hexdigest().encode()), (self.state_path, data)):
+            tmp = path.with_name(f"{path.name}.part")
+            tmp.write_bytes(content)
+            tmp.replace(path)
         (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
 
     def try_resume(self) -> bool:
-        """Load `last.pt` when it exists and was made with the same configuration (more epochs may be asked)."""
+        """Load `last.pt` when it exists and was made with the same configuration (more epochs may be asked).
+
+        It is read with weights_only=True, so a run folder can never make Python run code; a damaged file
+        or another configuration raises ResumeError naming the file and what to do.
+        """
         if not self.state_path.is_file():
             return False
-        state = torch.load(self.state_path, map_location=self.device, weights_only=False)
-        if {**state["config"], "epochs": 0} != {**asdict(self.config), "epochs": 0}:
-            raise ValueError(f"{self.state_path} was made with another configuration; use a new run folder")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler and state["scheduler"]:
-            self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        self.epoch, self.history, self.seconds = state["epoch"], state["history"], state["seconds"]
+        advice = f"delete {self.run_dir} or pass --no-resume to start over, or use another run folder"
+        data = self.state_path.read_bytes()
+        recorded = self.checksum_path.read_text().strip() if self.checksum_path.is_file() else None
+        if recorded != hashlib.sha256(data).hexdigest():
+            why = "its checksum does not match" if recorded else f"{self.checksum_path.name} is missing"
+            raise ResumeError(f"{self.state_path} cannot be resumed ({why}: damaged or not written by facelab); {advice}")
+        try:
+            state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
+            saved = {**state["config"], "epochs": 0}
+        except Exception as exc:  # torch raises many types for damaged or hostile files
+            raise ResumeError(f"{self.state_path} cannot be resumed ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); {advice}") from exc
+        if {**saved, "face_size": list(saved.get("face_size", []))} != {
+                **asdict(self.config), "epochs": 0, "face_size": list(self.config.face_size)}:
+            raise ResumeError(f"{self.state_path} was made with another configuration; {advice}")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler and state["scheduler"]:
+                self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            self.epoch, self.history, self.seconds = int(state["epoch"]), list(state["history"]), float(state["seconds"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise ResumeError(f"{self.state_path} does not hold a facelab run state ({exc}); {advice}") from exc
         return True
 
     def fit(self, train: Dataset, val: Dataset, loss_fn: torch.nn.Module,
@@ -250,10 +287,12 @@ class Trainer:
             step = 0
             while step < steps:
                 for batch in train_loader:
-                    parts = loss_on_batch(self.model, loss_fn, batch, self.device)
+                    parts = loss_on_batch(self.model, loss_fn, batch, self.device, self.dtype)
                     self.optimizer.zero_grad(set_to_none=True)
                     parts["total"].backward()
                     self.optimizer.step()
+                    if config.schedule == "cosine":
+                        self.scheduler.step()
                     for key, value in parts.items():
                         sums[key] = sums.get(key, 0.0) + value.item()
                     step += 1
@@ -263,9 +302,10 @@ class Trainer:
                         break
             bar.close()
             record = {"epoch": self.epoch + 1, **{k: v / steps for k, v in sums.items()}}
-            record.update(validate(self.model, loss_fn, val_loader, self.device))
+            record["images_per_s"] = round(steps * config.batch_size / (time.perf_counter() - start), 1)
+            record.update(validate(self.model, loss_fn, val_loader, self.device, self.dtype))
             record["lr"] = self.optimizer.param_groups[0]["lr"]
-            if self.scheduler:
+            if config.schedule == "plateau":
                 self.scheduler.step(record["val_total"])
             self.seconds += time.perf_counter() - start
             record["seconds"] = round(self.seconds, 1)
@@ -288,9 +328,16 @@ def train(config: TrainConfig, run_dir: str | Path, output: str | Path | None = 
     output = Path(output) if output else Path(run_dir) / f"{config.name}.pt"
     return save_checkpoint(
         trainer.model.cpu(), output, config.name, config=asdict(config), data=data_info,
-        history=trainer.history, device=str(trainer.device), seconds=round(trainer.seconds, 1),
-        torch_version=str(torch.__version__),
+        history=trainer.history, device=describe_device(trainer.device), seconds=round(trainer.seconds, 1),
+        precision=str(trainer.dtype or torch.float32).replace("torch.", ""), torch_version=str(torch.__version__),
     )
+
+
+def describe_device(device: torch.device) -> str:
+    """The device in words, for checkpoints: 'cpu (2 threads)' or the GPU's name."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({torch.get_num_threads()} threads)"
 
 
 def format_record(record: dict[str, float]) -> str:
@@ -309,7 +356,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta1", type=float, default=None, help="Adam's first-moment decay (default: the paper's 0.99)")
     parser.add_argument("--max-images", type=int, default=None, help="use at most this many training images")
     parser.add_argument("--steps-per-epoch", type=int, default=None)
-    parser.add_argument("--init", default=None, help="weights to start from (default: natural for face runs)")
+    parser.add_argument("--init", default=None, help="weights to start from (default: the recipe's)")
+    parser.add_argument("--face-samples", type=int, default=None, help="faces per batch that go through FaceNet")
+    parser.add_argument("--val-images", type=int, default=None, help="validate on at most this many images")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="auto: bf16 autocast where the device computes it natively, else fp32")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--run-dir", default=None, help="checkpoints and history (default: runs/<run>)")
@@ -323,6 +374,7 @@ def run(args: argparse.Namespace) -> int:
         args.run, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, crop=args.crop,
         face_size=tuple(args.face_size) if args.face_size else None, max_images=args.max_images,
         steps_per_epoch=args.steps_per_epoch, init=args.init, device=args.device, data_root=args.data_root,
+        face_samples=args.face_samples, val_images=args.val_images, precision=args.precision,
     )
     path = train(config, args.run_dir or Path("runs") / args.run, args.output, resume=not args.no_resume)
     print(f"wrote {path}")

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from facelab.binarizer import paper_eq1_as_printed, stochastic_sign
 from facelab.bitstream import Header, pack_code
@@ -182,25 +183,44 @@ def quality_vs_bits(image: np.ndarray, model: FaceCodecNet, kept: int = 128,
     return Drawing(figure, values)
 
 
-def loss_decomposition(a: float, b: float, losses: Mapping[str, tuple[float, float]]) -> Drawing:
-    """Eq. 2 for measured losses: a * pixel + b * feature per model, as stacked bars.
+def sweep_model(log10_a: int, b: int) -> str:
+    """The sweep model trained with a = 10**log10_a and b (b = 0 is one model, whatever a)."""
+    return "face-b0" if b == 0 else f"face-a{10 ** log10_a:g}"
 
-    `losses` maps a model name to its measured (pixel loss, feature loss); a and b only reweight them.
+
+def loss_balance(log10_a: int, b: int, points: Sequence[Any], original: np.ndarray,
+                 reconstructions: Mapping[str, np.ndarray]) -> Drawing:
+    """Lesson 04's sliders over the retrained sweep: the chosen model's reconstruction and where it sits.
+
+    `points` are `facelab.balance.BalancePoint`s, `reconstructions` maps each model to its reconstruction of
+    `original`. Left: the face and the chosen model's reconstruction; right: PSNR against FaceNet cosine and
+    against bpp (context coder) for every model, the chosen one ringed.
     """
-    if a < 0 or b < 0:
-        raise ValueError("the loss weights a and b must be non-negative")
-    names = list(losses)
-    pixel = np.array([a * losses[n][0] for n in names])
-    feature = np.array([b * losses[n][1] for n in names])
-    figure, ax = plt.subplots(figsize=(7, 3.6))
-    ax.bar(names, pixel, label=f"a x pixel loss (a = {a:g})")
-    ax.bar(names, feature, bottom=pixel, label=f"b x feature loss (b = {b:g})")
-    for i, total in enumerate(pixel + feature):
-        ax.annotate(f"{total:.4g}", (i, total), ha="center", va="bottom")
-    ax.set(ylabel="custom loss (Eq. 2)", title="the same measured losses, reweighted")
-    ax.legend(fontsize=8)
+    name = sweep_model(log10_a, b)
+    chosen = next((p for p in points if p.model == name), None)
+    if chosen is None:
+        raise ValueError(f"no measured sweep model {name!r}: have {', '.join(p.model for p in points)}")
+    figure, axes = plt.subplots(1, 4, figsize=(13, 3.4), gridspec_kw={"width_ratios": [1, 1, 2, 2]})
+    axes[0].imshow(original)
+    axes[0].set_title("original")
+    axes[1].imshow(reconstructions[name])
+    axes[1].set_title(f"{name}\n{psnr(original, reconstructions[name]):.1f} dB")
+    for ax in axes[:2]:
+        ax.axis("off")
+    for ax, x, label in ((axes[2], "cosine", "FaceNet cosine, original vs reconstruction"),
+                         (axes[3], "bpp_context", "bpp (context coder)")):
+        for point in points:
+            ax.scatter(getattr(point, x), point.psnr, s=40, color="C1" if point.model == name else "C0")
+            ax.annotate(point.model.removeprefix("face-"), (getattr(point, x), point.psnr), fontsize=7,
+                        xytext=(4, 2), textcoords="offset points")
+        ax.scatter(getattr(chosen, x), chosen.psnr, s=180, facecolors="none", edgecolors="C1", linewidths=2)
+        ax.set(xlabel=label, ylabel="PSNR (dB)")
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.margins(x=0.2, y=0.15)
+    axes[2].set_title(f"a = {chosen.a:g}, b = {chosen.b:g}: held-out CelebA faces ({chosen.faces})", fontsize=9)
     figure.tight_layout()
-    return Drawing(figure, {f"total_{n}": float(p + f) for n, p, f in zip(names, pixel, feature)} | {"a": a, "b": b})
+    return Drawing(figure, {"model": name, "psnr": chosen.psnr, "cosine": chosen.cosine,
+                            "bpp_context": chosen.bpp_context})
 
 
 def image_row(images: Mapping[str, np.ndarray], title: str | None = None, size: float = 3.2) -> Figure:

@@ -1,8 +1,10 @@
-"""Shared fixtures: the real data root, and small images made on the fly."""
+"""Shared fixtures: the real data root, the counts its README states, and small images made on the fly."""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,34 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("FACELAB_DATA is not set to the course data (e.g. FACELAB_DATA=../shared/data)")
     return root
+
+
+def stated_counts(readme: Path) -> dict[str, dict[str, int]]:
+    """The counts the data README's table states, by folder: {folder: {"images": 5910, "identities": 197}}.
+
+    Read from the table rows whose first cell is a quoted folder, counting phrases of the third cell
+    like "13,233 images" or "5,749 people".
+    """
+    rows = {}
+    for line in readme.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`"):
+            found = re.findall(r"(\d[\d,]*) (images|identities|people|pairs|lines)\b", cells[2])
+            rows[cells[0].strip("`")] = {word: int(number.replace(",", "")) for number, word in found}
+    return rows
+
+
+@pytest.fixture(scope="session")
+def readme_count(data_root: Path) -> Callable[[str, str], int]:
+    """count(folder prefix, word): the total the data README states for its folders under that prefix."""
+    rows = stated_counts(data_root / "README.md")
+
+    def count(prefix: str, word: str) -> int:
+        matching = [counts[word] for folder, counts in rows.items() if folder.startswith(prefix) and word in counts]
+        assert matching, f"{data_root / 'README.md'} states no {word} for {prefix}"
+        return sum(matching)
+
+    return count
 
 
 @pytest.fixture(scope="session")

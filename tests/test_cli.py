@@ -38,13 +38,13 @@ def test_round_trip_through_the_command(tmp_path: Path, face_png: Path) -> None:
     assert "53x37 pixels" in info.stdout and "code 128x5x7" in info.stdout
 
 
-def test_default_model_is_the_best_shipped_face_model(tmp_path: Path, face_png: Path) -> None:
+def test_default_model_is_the_sweep_choice(tmp_path: Path, face_png: Path) -> None:
     xz = tmp_path / "face.xz"
     assert main(["compress", str(face_png), str(xz)]) == 0
     assert main(["info", str(xz)]) == 0
     from facelab.codec import read_header
 
-    assert read_header(xz.read_bytes())[0].model_id.startswith("face-adamw:")
+    assert read_header(xz.read_bytes())[0].model_id.startswith("face-a100:")
 
 
 def test_context_coder_writes_flc(tmp_path: Path, face_png: Path) -> None:
@@ -150,11 +150,17 @@ def test_sixteen_bit_is_scaled_not_clipped(tmp_path: Path) -> None:
 
 
 def test_very_large_image_is_refused_with_its_size(tmp_path: Path, monkeypatch, capsys) -> None:
-    import facelab.image_io as image_io
+    from facelab import limits
 
-    monkeypatch.setattr(image_io, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(limits, "MAX_PIXELS", 1000)
     path = tmp_path / "big.png"
     Image.new("RGB", (100, 100)).save(path)
     assert main(["compress", str(path), str(tmp_path / "big.xz"), "--model", "untrained"]) == 1
     assert "megapixels" in capsys.readouterr().err
     assert not (tmp_path / "big.xz").exists()
+
+
+def test_python_dash_m_facelab_is_the_command(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "facelab", "info", str(tmp_path / "missing.xz")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stderr.startswith("facelab: error:") and "missing.xz" in result.stderr

@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from facelab import data
-from facelab.data import align, celeba, registry
+from facelab.data import align, celeba, natural, registry
 from facelab.data.files import probe_image, read_rgb
 from facelab.errors import DatasetError
 from facelab.faces import Detection
@@ -55,26 +55,26 @@ def test_registry_lists_layouts_terms_and_checksummed_official_files() -> None:
     assert set(data.REGISTRY) == {"clic2020", "natural", "celeba", "lfw"}
     for info in data.REGISTRY.values():
         assert info.layouts and info.terms and info.homepage.startswith("http") and info.how_to_get
+        assert info.checksums
         for official in info.files:
-            assert official.sha256 or official.md5, official.filename
+            assert official.sha256 or official.md5 or official.manifest or official.image_size, official.filename
     assert [f.filename for f in data.REGISTRY["clic2020"].files] == [
         "professional_train_2020.zip", "mobile_train_2020.zip", "professional_valid_2020.zip", "mobile_valid_2020.zip"]
     assert data.REGISTRY["lfw"].files[1].md5 == "9f1ba174e4e1c508ff7cdf10ac338a7d"
 
 
-@pytest.mark.parametrize("name, words", [("lfw", ["kaggle", "lfw-deepfunneled.tgz", "/lfw/pairs.txt"]),
-                                         ("celeba", ["mmlab", "img_align_celeba.zip", "identity_CelebA.txt"]),
-                                         ("natural", ["r0k.us", "natural/kodak"])])
-def test_download_of_a_dead_or_gated_source_says_what_to_fetch_by_hand(tmp_path: Path, name: str, words: list[str]) -> None:
-    with pytest.raises(DatasetError, match="cannot be downloaded automatically") as caught:
-        data.download(name, tmp_path)
+@pytest.mark.parametrize("name, words", [("lfw", ["umass-vis-lfw.github.io", "lfw-deepfunneled.zip", "/lfw/pairs.txt"]),
+                                         ("celeba", ["mmlab", "quota", "img_align_celeba.zip", "identity_CelebA.txt"]),
+                                         ("natural", ["r0k.us", "natural/kodak", "download kodak"])])
+def test_each_dataset_says_how_to_download_it_or_fetch_it_by_hand(name: str, words: list[str]) -> None:
+    how_to_get = data.dataset_info(name).how_to_get
+    assert f"facelab data download {'kodak' if name == 'natural' else name}" in how_to_get
     for word in words:
-        assert word in str(caught.value)
-    assert not any(tmp_path.iterdir())
+        assert word in how_to_get
 
 
 def test_download_of_an_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="clic2020, natural, celeba, lfw"):
+    with pytest.raises(DatasetError, match="lfw, kodak, celeba, clic2020, course"):
         data.download("imagenet", tmp_path)
 
 
@@ -90,7 +90,7 @@ def fake_zip_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, members: d
     source.write_bytes(buffer.getvalue())
     official = registry.OfficialFile(source.name, source.as_uri(), len(buffer.getvalue()),
                                      sha256 or hashlib.sha256(buffer.getvalue()).hexdigest(),
-                                     unpack_to="clic2020/professional")
+                                     unpack_to="clic2020/professional/train")
     info = replace(registry.REGISTRY["clic2020"], files=(official,))
     monkeypatch.setitem(registry.REGISTRY, "clic2020", info)
     return tmp_path / "root"
@@ -103,7 +103,7 @@ def test_download_verifies_the_checksum_then_unpacks_into_the_clic_layout(tmp_pa
     root = fake_zip_dataset(tmp_path, monkeypatch, {"train/a.png": png.getvalue(), "train/b.png": png.getvalue()})
     assert data.download("clic2020", root, progress=False) == root / "clic2020"
     assert sorted(p.name for p in (root / "clic2020" / "professional" / "train").iterdir()) == ["a.png", "b.png"]
-    assert (root / "downloads" / "professional_train_2020.zip").is_file()
+    assert not (root / "downloads" / "professional_train_2020.zip").exists()
     assert data.NaturalImages(root, crop=64).describe()["dataset"] == "clic2020"
 
 
@@ -125,7 +125,7 @@ def test_download_refuses_a_zip_that_writes_outside_its_folder(tmp_path: Path, m
 def test_download_from_an_unreachable_address_says_where_to_put_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = fake_zip_dataset(tmp_path, monkeypatch, {"train/a.png": b"x"})
     (tmp_path / "server" / "professional_train_2020.zip").unlink()
-    with pytest.raises(DatasetError, match="could not download .* put it at .*downloads/professional_train_2020.zip"):
+    with pytest.raises(DatasetError, match="no answer from the server .* put it at .*downloads/professional_train_2020.zip"):
         data.download("clic2020", root, progress=False)
 
 
@@ -142,12 +142,15 @@ def test_the_data_root_comes_from_the_argument_then_facelab_data(tmp_path: Path,
 # --- natural images (CLIC or natural/) -----------------------------------------------------------
 
 @pytest.mark.data
-def test_natural_images_fall_back_to_natural_and_say_so(data_root: Path) -> None:
+def test_natural_images_fall_back_to_natural_and_say_so(data_root: Path, readme_count) -> None:
     train = data.NaturalImages(data_root, split="train", crop=128)
     val = data.NaturalImages(data_root, split="val", crop=128)
     assert train.describe()["dataset"] == "natural" and "CLIC 2020 not found" in train.describe()["source"]
-    assert (len(train.paths), len(train), len(val)) == (30, 30 * 19, 6)
-    assert [p.name for p in val.paths] == [f"kodim{n:02d}.png" for n in (4, 8, 12, 16, 20, 24)]
+    kodak, photos = readme_count("natural/kodak/", "images"), readme_count("natural/photos/", "images")
+    held_out = kodak // natural.KODAK_VAL_EVERY
+    training = photos + kodak - held_out
+    assert (len(train.paths), len(train), len(val)) == (training, training * natural.NATURAL_CROPS_PER_IMAGE, held_out)
+    assert [p.name for p in val.paths] == [f"kodim{n:02d}.png" for n in range(4, kodak + 1, natural.KODAK_VAL_EVERY)]
     assert not set(val.paths) & set(train.paths) and "held out of training" in val.describe()["source"]
     crop = train[0]
     assert crop.shape == (3, 128, 128) and crop.dtype == torch.float32 and 0 <= crop.min() <= crop.max() <= 1
@@ -417,7 +420,7 @@ def test_lfw_layouts(tmp_path: Path, folder: str, variant: str) -> None:
 
 
 def test_missing_or_empty_lfw_says_where_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="does not exist.*kaggle.*<data root>/lfw/pairs.txt"):
+    with pytest.raises(DatasetError, match="does not exist.*umass-vis-lfw.*<data root>/lfw/pairs.txt"):
         data.LFWImages(tmp_path)
     (tmp_path / "lfw" / "lfw-deepfunneled" / "Ann_Lee").mkdir(parents=True)
     with pytest.raises(DatasetError, match="has no <Name>/<Name>_NNNN.jpg folders"):
@@ -475,14 +478,24 @@ def test_pairs_naming_missing_images_raise_or_are_skipped_and_counted(tmp_path: 
 # --- check ------------------------------------------------------------------------------------
 
 @pytest.mark.data
-def test_check_counts_the_real_data(data_root: Path) -> None:
+def test_check_counts_the_real_data(data_root: Path, readme_count) -> None:
     statuses = {status.name: status for status in data.check(data_root, progress=False)}
-    assert not statuses["clic2020"].found and "download('clic2020')" in statuses["clic2020"].missing[0]
-    assert (statuses["natural"].images, statuses["celeba"].images, statuses["lfw"].images) == (36, 1022, 13233)
-    assert (statuses["celeba"].identities, statuses["lfw"].identities) == (60, 5749)
+    assert not statuses["clic2020"].found and "facelab data download clic2020" in statuses["clic2020"].missing[0]
+    kodak, photos = readme_count("natural/kodak/", "images"), readme_count("natural/photos/", "images")
+    assert statuses["natural"].images == kodak + photos
+    assert f"kodak: {kodak} images (every 4th validates), photos: {photos} images" in statuses["natural"].notes
+    aligned, wild = "celeba/img_align_celeba/", "celeba/img_celeba/"
+    assert statuses["celeba"].location == data_root / aligned.rstrip("/")
+    assert (statuses["celeba"].images, statuses["celeba"].identities) == (readme_count(aligned, "images"),
+                                                                          readme_count(aligned, "identities"))
+    assert (f"also img_celeba/: {readme_count(wild, 'images')} in-the-wild images, {readme_count(wild, 'identities')} "
+            "identities (read with source='wild')") in statuses["celeba"].notes
+    assert (statuses["lfw"].images, statuses["lfw"].identities) == (readme_count("lfw/lfw-deepfunneled/", "images"),
+                                                                    readme_count("lfw/lfw-deepfunneled/", "people"))
+    pairs = readme_count("lfw/pairs.txt", "pairs")
     text = data.format_check(list(statuses.values()))
     assert f"data root: {data_root}" in text
-    assert "pairs.txt: 6000 pairs (3000 same, 3000 different), MD5 matches the official file" in text
+    assert f"pairs.txt: {pairs} pairs ({pairs // 2} same, {pairs // 2} different), MD5 matches the official file" in text
     assert "natural-image pretraining uses: natural/ fallback" in text
     assert "[missing] clic2020" in text and "[found]   lfw" in text
     assert not any(status.problems for status in statuses.values())
@@ -492,7 +505,7 @@ def test_check_of_an_empty_root_says_what_is_missing(tmp_path: Path) -> None:
     statuses = data.check(tmp_path, progress=False)
     assert [s.name for s in statuses] == ["clic2020", "natural", "celeba", "lfw"] and not any(s.found for s in statuses)
     text = data.format_check(statuses)
-    assert text.count("[missing]") == 4 and "kaggle" in text and "img_align_celeba.zip" in text
+    assert text.count("[missing]") == 4 and "facelab data download lfw" in text and "img_align_celeba.zip" in text
 
 
 def test_check_reports_problems_in_the_data(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from facelab import codec
-from facelab.entropy import coding_order, decode_bits, encode_bits, neighbour_table, phase_bounds
+from facelab.entropy import (PREDICTION_BINS, coding_order, coding_trace, decode_bits, encode_bits, neighbour_table,
+                              phase_bounds)
 from facelab.errors import BitstreamError
 from facelab.weights import load_model
 
@@ -102,6 +103,23 @@ def test_coding_order_is_a_coarse_to_fine_permutation() -> None:
         assert ((neighbours < np.arange(count)[:, None]) | (neighbours == count)).all()
     assert phase_bounds(1024) == [8, 16, 32, 64, 128, 256, 384, 512, 768, 1024]
     assert phase_bounds(5) == [1, 2, 3, 5] and phase_bounds(1) == [1] and phase_bounds(0) == []
+
+
+def test_coding_trace_lists_every_bit_with_the_cost_encode_bits_pays() -> None:
+    bits = binarizer_like_code(6, (128, 16, 16))
+    trace = coding_trace(bits)
+    assert len(trace.bit) == bits.size
+    assert np.array_equal(trace.bit, bits.reshape(128, -1)[trace.channel, trace.position])
+    assert len(set(zip(trace.channel.tolist(), trace.position.tolist()))) == bits.size
+    first = coding_order(16, 16)[:8]
+    assert np.array_equal(trace.position[:16], np.tile(first, 2)) and trace.channel[:16].tolist() == [0] * 8 + [1] * 8
+    assert (trace.p_one[:8] == 0.5).all() and (trace.cost[:8] == 1).all()
+    assert ((0 <= trace.prediction_bin) & (trace.prediction_bin < PREDICTION_BINS)).all()
+    assert ((-4 <= trace.neighbour_sum) & (trace.neighbour_sum <= 4)).all()
+    assert abs(trace.cost.sum() / 8 - len(encode_bits(bits))) < 8
+    assert trace.cost[trace.channel >= 64].mean() < trace.cost[trace.channel < 8].mean()
+    empty = coding_trace(np.zeros((0, 4, 4), bool))
+    assert len(empty.bit) == 0 and empty.cost.sum() == 0
 
 
 def test_beats_lzma_on_binarizer_like_codes() -> None:

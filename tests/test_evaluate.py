@@ -16,8 +16,11 @@ from facelab.codec import compress
 from facelab.data.files import read_rgb
 from facelab.errors import DatasetError
 from facelab.evaluate import PAPER_TABLE1, PAPER_TABLE2, evaluate
+from facelab.data import lfw_aligned
+from facelab.evaluation import report
 from facelab.evaluation.methods import EqualRateMethod, FacelabMethod
 from facelab.evaluation.selection import folder_set, lfw_set, select
+from facelab.evaluation.store import ShardStore
 from facelab.weights import load_model
 
 LIMIT = 20
@@ -210,3 +213,43 @@ def test_missing_lfw_is_a_clear_dataset_error(tmp_path, capsys):
     assert main(["evaluate", "--root", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("facelab: error:") and "\n" not in error
+
+
+def test_lfw_size_112x96_evaluates_the_aligned_crops(data_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(lfw_aligned, "cache_folder", lambda: tmp_path / "aligned")
+    output, cache = tmp_path / "out", tmp_path / "cache"
+    results = evaluate(output=output, root=data_root, lfw_size="112x96", limit=4, models=("untrained",),
+                       jpeg_qualities=(70,), curves=False, equal_rate=(), threads=1, progress=False, cache=cache)
+    data = results["dataset"]
+    assert (data["view"], data["images"], data["aligned_by_fallback"]) == ("112x96", 4, 0)
+    assert tuple(results["settings"]["fallback_box"]) == lfw_aligned.FACE_BOX
+    rows = rows_by_method(results["table2"])
+    assert list(rows) == ["original aligned crops (lossless PNG)", "untrained", "jpeg q70"]
+    with (output / "per_image.csv").open() as handle:
+        per_image = list(csv.DictReader(handle))
+    for row in per_image:  # bits over the crop's 112x96 pixels; the path names the LFW file
+        assert float(row["jpeg q70: bpp"]) == pytest.approx(8 * int(row["jpeg q70: bytes"]) / (112 * 96))
+        assert Path(row["path"]).is_relative_to(data_root) and row["path"].endswith(".jpg")
+    assert "| compression ratio vs lossless PNG crop |" in (output / "table1_untrained.md").read_text()
+    markdown = (output / "results.md").read_text()
+    assert "- LFW view: 112x96 (see the last note below); MTCNN found no face in 0 LFW files" in markdown
+    assert "no longer re-encodes" in markdown
+    keys = set(ShardStore(next((cache / "originals").iterdir())).rows)
+    assert len(keys) == 4 and all(key.startswith("112x96|") for key in keys)
+    assert not keys & {image.key for image in lfw_set(data_root).images}
+
+
+def test_lfw_size_is_checked(lfw_image_path, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--lfw-size", "100x100"])
+    assert main(["evaluate", "--images", str(lfw_image_path.parent), "--lfw-size", "112x96",
+                 "--output", str(tmp_path)]) == 1
+    assert "--lfw-size 112x96 applies to LFW" in capsys.readouterr().err
+
+
+def test_report_names_each_view():
+    assert "JPEG on LFW re-encodes JPEGs" in report.protocol("250x250")
+    assert "no longer re-encodes" in report.protocol("112x96")
+    assert report.protocol(None) == report.PROTOCOL
+    assert report.originals_name("250x250") == "original JPEG files"
+    assert report.originals_name(None) == "original files"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,9 @@ import torch
 from torch.utils.data import Dataset
 
 from facelab.model import FaceCodecNet
-from facelab.train import Trainer, gradient_scales, make_config, train
-from facelab.weights import load_model, save_checkpoint
+from facelab.recipes import RECIPES
+from facelab.train import ResumeError, Trainer, cosine_factor, gradient_scales, make_config, train
+from facelab.weights import SHIPPED, load_model, read_checkpoint, resolve, save_checkpoint
 
 
 class Patches(Dataset):
@@ -71,13 +73,78 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path: Path) -> Non
 def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     Trainer(config(1), tmp_path).fit(Patches(16, 0), Patches(8, 1), L1())
     other = Trainer(make_config("natural", epochs=1, batch_size=4, device="cpu"), tmp_path)
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ResumeError, match=f"{tmp_path / 'last.pt'} was made with another configuration; delete"):
         other.try_resume()
+
+
+class Payload:
+    """A pickle that runs code when loaded without weights_only: it creates a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_never_runs_code_from_a_run_folder(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    torch.save({"config": Payload(marker)}, tmp_path / "last.pt")
+    with pytest.raises(ResumeError, match="last.pt cannot be resumed .last.pt.sha256 is missing"):
+        Trainer(config(1), tmp_path).try_resume()
+    (tmp_path / "last.pt.sha256").write_text(hashlib.sha256((tmp_path / "last.pt").read_bytes()).hexdigest())
+    with pytest.raises(ResumeError, match="last.pt cannot be resumed .UnpicklingError"):
+        Trainer(config(1), tmp_path).try_resume()
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_resume_names_a_damaged_state_file(tmp_path: Path, damage: str) -> None:
+    Trainer(config(1), tmp_path).fit(Patches(16, 0), Patches(8, 1), L1())
+    data = bytearray((tmp_path / "last.pt").read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 3: len(data) // 3 + 64] = bytes(64)
+    (tmp_path / "last.pt").write_bytes(bytes(data))
+    with pytest.raises(ResumeError, match=f"{tmp_path / 'last.pt'} cannot be resumed .its checksum does not match"):
+        Trainer(config(1), tmp_path).try_resume()
+
+
+def test_cosine_schedule_decays_to_zero_over_the_run(tmp_path: Path) -> None:
+    assert cosine_factor(0, 10) == 1.0 and cosine_factor(5, 10) == pytest.approx(0.5) and cosine_factor(10, 10) == 0.0
+    trainer = Trainer(make_config("natural", epochs=2, steps_per_epoch=3, batch_size=8, schedule="cosine",
+                                  device="cpu"), tmp_path)
+    history = trainer.fit(Patches(32, 0), Patches(8, 1), L1())
+    assert history[0]["lr"] == pytest.approx(1e-3 * cosine_factor(3, 6)) and history[1]["lr"] == 0.0
+    with pytest.raises(ValueError, match="needs steps_per_epoch"):
+        Trainer(make_config("natural", schedule="cosine", device="cpu"), tmp_path / "x")
+
+
+def test_bf16_autocast_trains_and_keeps_the_code_binary(tmp_path: Path) -> None:
+    trainer = Trainer(make_config("natural", epochs=3, batch_size=8, lr=3e-3, precision="bf16", device="cpu",
+                                  seed=3), tmp_path)
+    history = trainer.fit(Patches(64, 0), Patches(16, 1), L1())
+    assert history[-1]["val_total"] < 0.9 * history[0]["val_total"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        code = trainer.model.train().encode(Patches(2, 2).images)
+    assert code.dtype == torch.float32 and set(code.unique().tolist()) == {-1.0, 1.0}
+
+
+def test_shipped_checkpoints_record_their_recipe() -> None:
+    for name in SHIPPED:
+        recorded = read_checkpoint(resolve(name))["config"]
+        differing = {key: (recorded[key], value) for key, value in RECIPES[name].items()
+                     if key in recorded and recorded[key] != value}
+        assert not differing, f"{name}: recorded vs recipe {differing}"
+    assert read_checkpoint(resolve("natural"))["config"]["lr"] == RECIPES["natural"]["lr"] == 1e-3
 
 
 def test_paper_hyper_parameters() -> None:
     face = make_config("face")
-    assert (face.lr, face.weight_decay, face.beta1, face.a, face.b, face.init) == (3e-3, 1e-3, 0.99, 1.0, 1.0, "natural")
+    assert (face.lr, face.weight_decay, face.beta1, face.a, face.b, face.init) == (3e-3, 1e-3, 0.99, 1.0, 1.0, "face-base")
+    assert face.schedule == "constant" and face.optimizer == "adam"
+    assert [make_config(name).a for name in ("face-a1", "face-a10", "face-a100", "face-a1000")] == [1, 10, 100, 1000]
     assert make_config("face-pixel").b == 0.0
     for name in ("face-adamw", "face-pixel-adamw"):
         twin = make_config(name)
@@ -92,7 +159,7 @@ def test_adam_and_adamw_differ_only_in_how_they_decay(tmp_path: Path) -> None:
     assert coupled.defaults["weight_decay"] == decoupled.defaults["weight_decay"] == 1e-3
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         Trainer(make_config("natural", optimizer="sgd", device="cpu"), tmp_path / "sgd")
-    assert make_config("natural").lr == 1e-4
+    assert make_config("natural").lr == 1e-3
 
 
 def test_checkpoint_records_how_it_was_made(tmp_path: Path) -> None:

@@ -94,14 +94,18 @@ def test_channel_order_is_a_permutation_led_by_the_most_damaging_channel(model, 
     assert damage(first) >= damage(last)
 
 
-def test_loss_decomposition_totals_are_a_pixel_plus_b_feature() -> None:
-    losses = {"face": (0.01, 0.4), "face-pixel": (0.008, 0.9)}
-    values = widgets.loss_decomposition(2.0, 0.5, losses).values
-    assert values["total_face"] == pytest.approx(2 * 0.01 + 0.5 * 0.4)
-    assert values["total_face-pixel"] == pytest.approx(2 * 0.008 + 0.5 * 0.9)
-    assert widgets.loss_decomposition(1.0, 0.0, losses).values["total_face"] == pytest.approx(0.01)
-    with pytest.raises(ValueError, match="non-negative"):
-        widgets.loss_decomposition(-1.0, 1.0, losses)
+def test_loss_balance_picks_the_trained_model_of_the_sliders(face) -> None:
+    from facelab.balance import BalancePoint
+
+    names = ["face-b0", "face-a1", "face-a10", "face-a100", "face-a1000"]
+    points = [BalancePoint(n, 10.0 ** max(i - 1, 0), float(i > 0), 25.0 + i, 0.9, 0.5 + i / 10, 1.8, 1.2, 8)
+              for i, n in enumerate(names)]
+    reconstructions = {n: np.clip(face.astype(int) + i, 0, 255).astype(np.uint8) for i, n in enumerate(names)}
+    chosen = widgets.loss_balance(2, 1, points, face, reconstructions).values
+    assert chosen == {"model": "face-a100", "psnr": 28.0, "cosine": 0.8, "bpp_context": 1.2}
+    assert widgets.loss_balance(3, 0, points, face, reconstructions).values["model"] == "face-b0"
+    with pytest.raises(ValueError, match="no measured sweep model 'face-a1000'"):
+        widgets.loss_balance(3, 1, points[:2], face, reconstructions)
 
 
 def test_training_curves_report_first_and_last() -> None:

@@ -19,6 +19,13 @@ CELEBA_SIZE = (218, 178)
 CELEBA_TEMPLATE = np.array([[69, 111], [108, 111], [88, 136], [72, 152], [105, 152]], dtype=np.float64)
 """Mean landmark positions (x, y) of CelebA's aligned crops: eyes, nose, mouth corners (image left first)."""
 
+FR_SIZE = (112, 96)
+"""(height, width) of the aligned faces face-recognition work evaluates on, and the paper's LFW size."""
+
+FR_TEMPLATE = np.array([[30.2946, 51.6963], [65.5318, 51.5014], [48.0252, 71.7366],
+                        [33.5493, 92.3655], [62.7299, 92.2041]], dtype=np.float64)
+"""The standard five-point template (x, y) of 112x96 aligned faces (SphereFace, CosFace, ArcFace)."""
+
 
 def fit_similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The 2x3 similarity (scale, rotation, shift; no reflection) that best maps `source` points onto `target` (Umeyama)."""

@@ -80,6 +80,19 @@ def find_celeba(root: str | os.PathLike | None = None, source: str = "auto") -> 
     raise missing_error("celeba", root, f"no {wanted} under {location}")
 
 
+def face_training_problem(root: str | os.PathLike | None = None) -> str | None:
+    """None when CelebA's aligned faces (the face phase's data) are under the data root, else one line on what is missing.
+
+    CelebA's quota-limited Drive links often refuse `facelab data download celeba`: lessons call this to
+    fall back to the shipped face models with that line instead of failing.
+    """
+    try:
+        find_celeba(root, "aligned")
+    except DatasetError as exc:
+        return str(exc)
+    return None
+
+
 def read_identities(path: Path) -> dict[str, int]:
     """CelebA's `identity_CelebA.txt` ('file identity' per line) as {file name: identity}."""
     identities: dict[str, int] = {}

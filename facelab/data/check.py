@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facelab.data.celeba import cached_count, find_celeba, read_identities
+from facelab.data.celeba import WILD_FOLDER, cached_count, find_celeba, read_identities
 from facelab.data.files import file_digest, list_images, scan_images
 from facelab.data.lfw import find_lfw, image_path, parse_pairs
 from facelab.data.natural import find_clic, find_natural
@@ -77,9 +77,11 @@ def check_natural(root: Path, progress: bool) -> DatasetStatus:
         status.found, status.location = True, root / "natural"
         status.images = len(scan_note(status, kodak + photos, progress))
         status.notes.append(f"kodak: {len(kodak)} images (every 4th validates), photos: {len(photos)} images")
-    for folder, files in (("kodak", kodak), ("photos", photos)):
-        if not files:
-            status.missing.append(f"{root / 'natural' / folder}/*.png: {dataset_info('natural').how_to_get}")
+    if not kodak:
+        status.missing.append(f"{root / 'natural' / 'kodak'}/*.png: {dataset_info('natural').how_to_get}")
+    if not photos:
+        status.missing.append(f"{root / 'natural' / 'photos'}/ (optional): photographs of facelab's own course data, "
+                              "not downloadable; training uses the Kodak images without them")
     try:
         status.notes.append(f"natural-image pretraining uses: {find_natural(root).note}")
     except DatasetError as exc:
@@ -111,6 +113,12 @@ def check_celeba(root: Path, progress: bool) -> DatasetStatus:
     else:
         status.missing.append(f"{layout.location / 'identity_CelebA.txt'} (optional; without it there are no "
                               "identities and the split is by file name)")
+    wild = list_images(layout.location / WILD_FOLDER) if layout.kind == "aligned" else []
+    if wild:
+        identities = read_identities(layout.identity_file) if layout.identity_file else {}
+        people = len({identities[p.name] for p in wild if p.name in identities})
+        counts = f"{len(wild)} in-the-wild images" + (f", {people} identities" if people else "")
+        status.notes.append(f"also {WILD_FOLDER}/: {counts} (read with source='wild')")
     cached, faces = cached_count(layout, files)
     status.notes.append(f"MTCNN results cached for {cached} of {len(files)} images ({faces} with a face)")
     return status

@@ -1,4 +1,10 @@
-"""The datasets facelab knows: where they go under the data root, their official files and checksums, and their terms."""
+"""The datasets facelab knows: where they go under the data root, their official files and checksums, and their terms.
+
+Every official file is checked before it is unpacked or used: by the size and hash its publisher (or a
+loader that pins it) gives; for LFW's zip, whose hash is unpublished, by the SHA-256 of every file it
+unpacks to (a packaged manifest); for the Kodak images, whose bytes facelab cannot pin, by decoding each
+at its known size. Each DatasetInfo's `checksums` says which. `facelab data download` names: DOWNLOADS.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from facelab.errors import DatasetError
 
 @dataclass(frozen=True)
 class OfficialFile:
-    """One file as its publisher distributes it, with the checksum it must have."""
+    """One file as its publisher distributes it, with what it is checked against."""
 
     filename: str
     url: str
@@ -18,12 +24,18 @@ class OfficialFile:
     sha256: str | None = None
     md5: str | None = None
     unpack_to: str = ""
-    """Folder (relative to the data root) an archive is unpacked into; "" for a plain file."""
+    """For an archive: the folder (under the data root) its single top folder, or its files, become; "" otherwise."""
+    save_as: str = ""
+    """For a plain file: where it goes, relative to the data root; "" for <dataset folder>/<filename>."""
+    manifest: str = ""
+    """For an archive without a published hash: the packaged manifest (facelab/data/manifests/) its files must match."""
+    image_size: tuple[int, int] | None = None
+    """For an image whose bytes cannot be pinned: the (width, height) it must decode to."""
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset's name, accepted layouts under the data root, official files, terms and how to get it."""
+    """A dataset's name, accepted layouts under the data root, official files, terms, checks and how to get it."""
 
     name: str
     title: str
@@ -32,11 +44,17 @@ class DatasetInfo:
     homepage: str
     terms: str
     files: tuple[OfficialFile, ...]
-    downloadable: bool
+    checksums: str
+    """What the download verifies, and against what."""
     how_to_get: str
 
 
 CLIC_URL = "https://data.vision.ee.ethz.ch/cvl/clic"
+LFW_URL = "https://umass-vis-lfw.github.io"
+KODAK_URL = "https://r0k.us/graphics/kodak/kodak"
+KODAK_PORTRAIT = (4, 9, 10, 17, 18, 19)
+"""The Kodak images that stand upright (512x768); the others are 768x512."""
+DRIVE_URL = "https://drive.google.com/uc?export=download&id="
 
 REGISTRY: dict[str, DatasetInfo] = {
     "clic2020": DatasetInfo(
@@ -44,7 +62,7 @@ REGISTRY: dict[str, DatasetInfo] = {
         title="CLIC 2020 (professional + mobile)",
         folder="clic2020",
         layouts=(
-            "clic2020/{professional,mobile}/{train,valid}/*.png (what `facelab.data.download('clic2020')` makes)",
+            "clic2020/{professional,mobile}/{train,valid}/*.png (what `facelab data download clic2020` makes)",
             "clic2020/{train,valid}/*.png (the official zips unpacked into one folder)",
             "clic2020/<any folders>/*.png: a path part named *valid* means validation, *test* is ignored, "
             "anything else is training (e.g. clic2020/professional_train_2020/train/*.png)",
@@ -55,19 +73,19 @@ REGISTRY: dict[str, DatasetInfo] = {
         files=(
             OfficialFile("professional_train_2020.zip", f"{CLIC_URL}/professional_train_2020.zip", 2003385131,
                          "54a2a684b5cbd0db91770a8695efb774fed1f612194fee68bceaf6b1c48e5d5f",
-                         unpack_to="clic2020/professional"),
+                         unpack_to="clic2020/professional/train"),
             OfficialFile("mobile_train_2020.zip", f"{CLIC_URL}/mobile_train_2020.zip", 4042923971,
                          "4bf9d890e6785426fb41cb4f43df3d8cd6db25fafcc76fc1eb629141166d6529",
-                         unpack_to="clic2020/mobile"),
+                         unpack_to="clic2020/mobile/train"),
             OfficialFile("professional_valid_2020.zip", f"{CLIC_URL}/professional_valid_2020.zip", 134834429,
                          "00be38092ade2ab5163b65f7f6523d46c7bca147007f559adbb02c0afc236b7d",
-                         unpack_to="clic2020/professional"),
+                         unpack_to="clic2020/professional/valid"),
             OfficialFile("mobile_valid_2020.zip", f"{CLIC_URL}/mobile_valid_2020.zip", 236556531,
                          "ff0280382eeb32fdceb28c81a7f47ac9ad86d933ebe901680845635d04e47a10",
-                         unpack_to="clic2020/mobile"),
+                         unpack_to="clic2020/mobile/valid"),
         ),
-        downloadable=True,
-        how_to_get=f"run `facelab.data.download('clic2020')` (6.4 GB, SHA-256 checked), or fetch "
+        checksums="each zip's size and SHA-256, as pinned here, before it is unzipped",
+        how_to_get=f"run `facelab data download clic2020` (6.4 GB, SHA-256 checked), or fetch "
                    f"{CLIC_URL}/{{professional,mobile}}_{{train,valid}}_2020.zip and unzip each into "
                    "<data root>/clic2020/{professional,mobile}/",
     ),
@@ -78,12 +96,18 @@ REGISTRY: dict[str, DatasetInfo] = {
         layouts=("natural/kodak/*.png (Kodak PhotoCD, 24 images: every 4th validates, the others train)",
                  "natural/photos/*.png (training, with random crops of the Kodak images too)"),
         homepage="https://r0k.us/graphics/kodak/",
-        terms="Kodak images: released by Eastman Kodak for unrestricted use; photos: Wikimedia Commons, "
-              "each under its own licence (see natural/photos/SOURCES.md)",
-        files=(),
-        downloadable=False,
-        how_to_get="natural/ is part of facelab's course data (point FACELAB_DATA at it); the Kodak set alone is at "
-                   "https://r0k.us/graphics/kodak/ -> put kodim01.png..kodim24.png in <data root>/natural/kodak/",
+        terms="Kodak images: released by Eastman Kodak for unrestricted use; photos: Wikimedia Commons and Debian "
+              "wallpapers, each under its own licence (see natural/photos/SOURCES.md)",
+        files=tuple(OfficialFile(f"kodim{n:02d}.png", f"{KODAK_URL}/kodim{n:02d}.png",
+                                 save_as=f"natural/kodak/kodim{n:02d}.png",
+                                 image_size=(512, 768) if n in KODAK_PORTRAIT else (768, 512))
+                    for n in range(1, 25)),
+        checksums="no hash: r0k.us publishes none, and the course's copies are re-encoded PNGs (their bytes differ "
+                  "from r0k.us's), so each of the 24 images is checked to decode as an RGB PNG of its known size "
+                  "(768x512, or 512x768 for the upright ones) before it is put in place",
+        how_to_get="run `facelab data download kodak`, or fetch kodim01.png..kodim24.png from "
+                   "https://r0k.us/graphics/kodak/ and put them in <data root>/natural/kodak/; natural/photos/ is "
+                   "part of facelab's course data only (training then uses the Kodak images without it)",
     ),
     "celeba": DatasetInfo(
         name="celeba",
@@ -96,46 +120,60 @@ REGISTRY: dict[str, DatasetInfo] = {
         terms="CelebA: non-commercial research and educational use only; the images are not the property of "
               "CUHK and must not be redistributed (CelebA's agreement on its homepage)",
         files=(
-            OfficialFile("img_align_celeba.zip", "https://drive.google.com/uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
-                         md5="00d2c5bc6d35e252742224ab0c1e8fcb", unpack_to="celeba"),
-            OfficialFile("identity_CelebA.txt", "https://drive.google.com/uc?id=1_ee_0u7vcNLOfNLegJRHmolfH5ICW-XS",
+            OfficialFile("img_align_celeba.zip", f"{DRIVE_URL}0B7EVK8r0v71pZjFTYXZWM3FlRnM",
+                         md5="00d2c5bc6d35e252742224ab0c1e8fcb", unpack_to="celeba/img_align_celeba"),
+            OfficialFile("identity_CelebA.txt", f"{DRIVE_URL}1_ee_0u7vcNLOfNLegJRHmolfH5ICW-XS",
                          md5="32bd1bd63d3c78cd57e08160ec5ed1e2"),
         ),
-        downloadable=False,
-        how_to_get="CelebA's official files sit on quota-limited Google Drive links that refuse scripted downloads: "
-                   "from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html download "
-                   "Img/img_align_celeba.zip (MD5 00d2c5bc6d35e252742224ab0c1e8fcb) and Anno/identity_CelebA.txt "
-                   "(MD5 32bd1bd63d3c78cd57e08160ec5ed1e2) by hand, unzip to <data root>/celeba/img_align_celeba/ "
-                   "and put the text file at <data root>/celeba/identity_CelebA.txt",
+        checksums="the MD5 of img_align_celeba.zip (1.4 GB, 202,599 faces) and of identity_CelebA.txt, as "
+                  "torchvision's CelebA loader pins them, before anything is unzipped",
+        how_to_get="run `facelab data download celeba`; its files sit on Google Drive links with a daily quota "
+                   "that often refuse scripted downloads, so if it fails, download by hand from "
+                   "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html Img/img_align_celeba.zip "
+                   "(MD5 00d2c5bc6d35e252742224ab0c1e8fcb) and Anno/identity_CelebA.txt "
+                   "(MD5 32bd1bd63d3c78cd57e08160ec5ed1e2), put both in <data root>/downloads/ and run `facelab data download celeba` again (it checks and "
+                   "unzips them), or unzip to <data root>/celeba/img_align_celeba/ and put the text file at "
+                   "<data root>/celeba/identity_CelebA.txt",
     ),
     "lfw": DatasetInfo(
         name="lfw",
         title="LFW deep-funneled (250x250, with View 2 pairs)",
         folder="lfw",
-        layouts=("lfw/lfw-deepfunneled/<Name>/<Name>_NNNN.jpg (official tgz unpacked into lfw/)",
+        layouts=("lfw/lfw-deepfunneled/<Name>/<Name>_NNNN.jpg (what `facelab data download lfw` makes)",
                  "lfw/lfw-deepfunneled/lfw-deepfunneled/<Name>/... (the Kaggle mirror's zip)",
-                 "lfw/<Name>/<Name>_NNNN.jpg (plain layout, e.g. the original lfw.tgz)",
+                 "lfw/<Name>/<Name>_NNNN.jpg (plain layout, e.g. the original lfw.zip)",
                  "lfw/pairs.txt (View 2, 6,000 pairs), lfw/lfw-names.txt (optional)"),
-        homepage="http://vis-www.cs.umass.edu/lfw/",
+        homepage=f"{LFW_URL}/",
         terms="LFW: news photographs collected from the web for face-recognition research; the LFW authors grant "
               "no licence to the images themselves",
         files=(
-            OfficialFile("lfw-deepfunneled.tgz", "http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz",
-                         md5="68331da3eb755a505a502b5aacb3c201", unpack_to="lfw"),
-            OfficialFile("pairs.txt", "http://vis-www.cs.umass.edu/lfw/pairs.txt",
-                         md5="9f1ba174e4e1c508ff7cdf10ac338a7d"),
-            OfficialFile("lfw-names.txt", "http://vis-www.cs.umass.edu/lfw/lfw-names.txt",
-                         md5="a6d0a479bd074669f656265a6e693f6d"),
+            OfficialFile("lfw-deepfunneled.zip", f"{LFW_URL}/lfw-deepfunneled.zip", unpack_to="lfw/lfw-deepfunneled",
+                         manifest="lfw-deepfunneled"),
+            OfficialFile("pairs.txt", f"{LFW_URL}/pairs.txt", 155335, md5="9f1ba174e4e1c508ff7cdf10ac338a7d"),
+            OfficialFile("lfw-names.txt", f"{LFW_URL}/lfw-names.txt", 94727, md5="a6d0a479bd074669f656265a6e693f6d"),
         ),
-        downloadable=False,
-        how_to_get="LFW's own server (http://vis-www.cs.umass.edu/lfw/) no longer answers (pytorch/vision#8888): "
-                   "get lfw-deepfunneled.tgz (MD5 68331da3eb755a505a502b5aacb3c201) and pairs.txt "
-                   "(MD5 9f1ba174e4e1c508ff7cdf10ac338a7d) from a mirror such as "
-                   "https://www.kaggle.com/datasets/jessicali9530/lfw-dataset, unpack so the images are at "
-                   "<data root>/lfw/lfw-deepfunneled/<Name>/<Name>_NNNN.jpg and put pairs.txt at <data root>/lfw/pairs.txt",
+        checksums="lfw-deepfunneled.zip has no published hash, so each of the 13,233 images it unpacks to is checked "
+                  "by name and SHA-256 against facelab/data/manifests/lfw-deepfunneled.txt.gz (made from the course's "
+                  "copy, which came from LFW's site) before it is moved into place; pairs.txt and lfw-names.txt: "
+                  "size and MD5, as torchvision's LFW loader pins them",
+        how_to_get=f"run `facelab data download lfw`, or fetch lfw-deepfunneled.zip and pairs.txt from {LFW_URL}/ "
+                   "(LFW's home since http://vis-www.cs.umass.edu/lfw/ stopped answering), put them in "
+                   "<data root>/downloads/ and run `facelab data download lfw` again (it checks and unzips them), or "
+                   "unzip so the images are at <data root>/lfw/lfw-deepfunneled/<Name>/<Name>_NNNN.jpg and put "
+                   "pairs.txt at <data root>/lfw/pairs.txt",
     ),
 }
 """Every dataset facelab reads, by name."""
+
+DOWNLOADS = {"lfw": "lfw", "kodak": "natural", "celeba": "celeba", "clic2020": "clic2020"}
+"""`facelab data download` names -> the dataset each fills (Kodak is the downloadable part of natural/)."""
+
+COURSE = ("lfw", "kodak", "celeba")
+"""What the course's default run reads: LFW (lessons 00, 02, 04-06), Kodak (03) and CelebA's aligned faces (04)."""
+
+COURSE_OPTIONAL = ("celeba",)
+"""Course downloads that may fail without stopping the course: CelebA's Drive quota; lessons 03-04 then use the
+shipped models."""
 
 
 def dataset_info(name: str) -> DatasetInfo:

@@ -11,15 +11,17 @@ import torch
 
 from facelab import __version__
 from facelab.baselines import CODECS
-from facelab.errors import ModelError
+from facelab.data import lfw_aligned
+from facelab.errors import FacelabError, ModelError
 from facelab.evaluation.context import RunContext, resolve_precision
 from facelab.evaluation.methods import CodecMethod, EqualRateMethod, FacelabMethod, Method
-from facelab.evaluation.originals import FALLBACK_BOX, Originals, compute_originals
+from facelab.evaluation.originals import Originals, compute_originals, fallback_fractions
 from facelab.evaluation.output import per_image_table, write_results
 from facelab.evaluation.paper import LFW_IMAGES, PAPER_TABLE1, PAPER_TABLE2
+from facelab.evaluation.report import originals_name
 from facelab.evaluation.runner import MethodResult, coded_sizes, evaluate_method, original_result
 from facelab.evaluation.scores import bd_rates, score
-from facelab.evaluation.selection import EvalSet, folder_set, lfw_set, select
+from facelab.evaluation.selection import LFW_SIZES, EvalSet, folder_set, lfw_set, lfw_view, select
 from facelab.evaluation.timing import StageTimer
 from facelab.model import FaceCodecNet
 from facelab.runtime import get_device
@@ -34,9 +36,9 @@ CURVE_QUALITIES = {
 """Each codec's quality settings for the curves (JPEG 2000's is a compression ratio: 24 / ratio bpp),
 chosen to span about 0.15-2 bpp on LFW's 250x250 images, the range of facelab's operating points."""
 
-MODELS = ("face-adamw", "face-pixel-adamw", "face", "face-pixel")
-"""Models evaluated by default: the face loss with and without (b = 0), with AdamW and with the paper's Adam.
-The first is the equal-bpp reference."""
+MODELS = ("face-a100", "face-b0", "face", "face-pixel")
+"""Models evaluated by default: the default model and its b = 0 twin from the loss-balance sweep, and the paper's
+recipe with and without the face loss (b = 0). The first is the equal-bpp reference."""
 
 SCALES = (0.5, 0.625, 0.75, 1.0)
 """Facelab operating points: the image is coded at these fractions of its size (4 points: BD-rate's minimum)."""
@@ -44,11 +46,15 @@ SCALES = (0.5, 0.625, 0.75, 1.0)
 
 @dataclass
 class EvaluationConfig:
-    """What to evaluate and how (defaults: LFW, the MODELS, JPEG q70/80/90, curves on 500 images)."""
+    """What to evaluate and how (defaults: LFW's own 250x250 files, the MODELS, JPEG q70/80/90, curves on 500 images).
+
+    `lfw_size` picks the LFW view (selection.LFW_SIZES): '250x250' (the files) or '112x96' (aligned crops, the paper's).
+    """
 
     output: Path = Path("results/lfw")
     root: str | None = None
     images: str | None = None
+    lfw_size: str = LFW_SIZES[0]
     limit: int | None = None
     seed: int = 0
     models: tuple[str, ...] = MODELS
@@ -124,9 +130,8 @@ class _Session:
 
     def paper_tables(self, models: dict[str, FaceCodecNet]) -> tuple[dict, list[dict]]:
         """Table 1 (per model) and Table 2 rows: the originals, each model (.xz, full size) and each JPEG quality."""
-        lfw = self.evalset.name == "lfw"
         original = score(original_result(self.originals), "file", self.originals, self.evalset)
-        original["method"] = "original JPEG files" if lfw else "original files"
+        original["method"] = originals_name(self.evalset.view)
         table1, table2 = {}, [original]
         everything = list(range(len(self.evalset.images)))
         methods = [(FacelabMethod(model, 1.0, label), "xz") for label, model in models.items()]
@@ -184,15 +189,28 @@ class _Session:
         return rows
 
 
+def _check_view(config: EvaluationConfig) -> None:
+    """Raise FacelabError unless `lfw_size` names an LFW view and, when not the default, LFW is evaluated."""
+    if config.lfw_size not in LFW_SIZES:
+        raise FacelabError(f"unknown LFW size {config.lfw_size!r}: use {' or '.join(LFW_SIZES)}")
+    if config.images and config.lfw_size != LFW_SIZES[0]:
+        raise FacelabError(f"--lfw-size {config.lfw_size} applies to LFW, not to an --images folder")
+
+
 def run_evaluation(config: EvaluationConfig) -> dict:
     """Evaluate everything the config asks for, write the results folder, and return results.json's content."""
+    _check_view(config)
     threads = choose_threads(config.threads)
     torch.set_num_threads(threads)
     device = get_device(config.device)
+    aligned = config.lfw_size == lfw_aligned.VIEW
     context = RunContext(device, resolve_precision(config.precision, device), config.batch_size, config.cache,
-                         StageTimer(), config.progress)
+                         StageTimer(), config.progress, lfw_aligned.FACE_BOX if aligned else None)
     full = _load_set(config)
     evalset, order = select(full, config.limit, config.seed)
+    if aligned:
+        with context.timer(f"align LFW to {config.lfw_size}"):
+            evalset = lfw_view(evalset, config.lfw_size, config.root, str(device), config.progress)
     with context.timer("load models"):
         models = {}
         for spec in config.models:
@@ -209,9 +227,11 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         "facelab_version": __version__,
         "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
                      "threads_used": threads, "device_used": str(device),
-                     "facenet_precision_used": context.precision, "fallback_box": FALLBACK_BOX,
+                     "facenet_precision_used": context.precision, "fallback_box": fallback_fractions(context),
                      "machine": f"{platform.machine()}, {os.cpu_count()} cores"},
-        "dataset": {"name": evalset.name, "source": evalset.source, "available": full.total_available,
+        "dataset": {"name": evalset.name, "source": evalset.source, "view": evalset.view,
+                    "aligned_by_fallback": sum(image.fallback for image in evalset.images) if aligned else None,
+                    "available": full.total_available,
                     "images": len(evalset.images), "selection": evalset.selection,
                     "identities": None if evalset.identities is None else int(len(set(evalset.identities))),
                     "pairs": len(evalset.pairs), "curve_images": len(curve_set.images),

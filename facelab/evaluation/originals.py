@@ -2,7 +2,8 @@
 
 The paper's crop path: MTCNN's most probable box on the ORIGINAL crops both the original and every
 reconstruction of it. Where MTCNN finds no face in an original, FALLBACK_BOX (the median LFW box, as
-fractions of the image) is used instead, so every image has an embedding; those images are counted.
+fractions of the image; an aligned LFW view brings its own, `RunContext.fallback_box`) is used instead, so
+every image has an embedding; those images are counted.
 """
 
 from __future__ import annotations
@@ -44,15 +45,21 @@ class Originals:
         return Originals(*(getattr(self, name)[index] for name in self.__dataclass_fields__))
 
 
-def fallback_box(height: int, width: int) -> np.ndarray:
-    """FALLBACK_BOX in pixels of a height x width image."""
-    x1, y1, x2, y2 = FALLBACK_BOX
+def fallback_fractions(context: RunContext) -> tuple[float, float, float, float]:
+    """The fallback box of this run, as fractions of the image: the context's, else FALLBACK_BOX."""
+    return context.fallback_box or FALLBACK_BOX
+
+
+def fallback_box(height: int, width: int, fractions: tuple[float, float, float, float] = FALLBACK_BOX) -> np.ndarray:
+    """The fallback box `fractions` in pixels of a height x width image."""
+    x1, y1, x2, y2 = fractions
     return np.asarray([x1 * width, y1 * height, x2 * width, y2 * height], dtype=np.float32)
 
 
-def boxes_or_fallback(detections: list[faces.Detection | None], shapes: list[tuple[int, ...]]) -> np.ndarray:
-    """(N, 4) boxes: each detection's, else the fallback box for that image's size."""
-    return np.stack([detection.box if detection is not None else fallback_box(*shape[:2])
+def boxes_or_fallback(detections: list[faces.Detection | None], shapes: list[tuple[int, ...]],
+                      fractions: tuple[float, float, float, float] = FALLBACK_BOX) -> np.ndarray:
+    """(N, 4) boxes: each detection's, else the fallback box `fractions` for that image's size."""
+    return np.stack([detection.box if detection is not None else fallback_box(*shape[:2], fractions)
                      for detection, shape in zip(detections, shapes)]).astype(np.float32)
 
 
@@ -79,7 +86,7 @@ def embedder_settings(context: RunContext) -> dict:
     """What cached embeddings depend on: FaceNet's weights and precision, crop, standardisation, MTCNN's face size."""
     return {"facenet": faces.load_facenet(context.device).weights_name, "precision": context.precision,
             "standardisation": faces.STANDARDISATION, "margin": faces.CROP_MARGIN, "min_face": faces.MIN_FACE_SIZE,
-            "fallback": FALLBACK_BOX}
+            "fallback": fallback_fractions(context)}
 
 
 def compute_originals(images: list[EvalImage], context: RunContext) -> Originals:
@@ -97,7 +104,7 @@ def compute_originals(images: list[EvalImage], context: RunContext) -> Originals
                 arrays = [read_rgb(images[i].path) for i in chunk]
             with timer("mtcnn originals"):
                 detections = faces.detect_faces(arrays, device=device, batch_size=batch_size)
-            boxes = boxes_or_fallback(detections, [array.shape for array in arrays])
+            boxes = boxes_or_fallback(detections, [array.shape for array in arrays], fallback_fractions(context))
             with timer("facenet originals"):
                 embeddings = embed_crops(arrays, boxes, context)
             store.add([keys[i] for i in chunk], {

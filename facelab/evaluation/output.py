@@ -20,7 +20,8 @@ def per_image_table(evalset: EvalSet, originals: Originals,
     `methods` holds (name, result, coder, indices of the images the result covers); other cells stay empty.
     """
     header = ["path", "identity", "file_bytes", "face_detected"]
-    columns = [[str(image.path) for image in evalset.images], [image.identity for image in evalset.images],
+    columns = [[str(image.source or image.path) for image in evalset.images],
+               [image.identity for image in evalset.images],
                originals.file_bytes.tolist(), originals.detected.tolist()]
     pixels = originals.heights * originals.widths
     for name, result, coder, indices in methods:
@@ -43,7 +44,8 @@ def write_results(folder: Path, results: dict, timer: StageTimer, per_image: rep
     atomic_write(folder / "per_image.csv", report.csv_text(per_image).encode(), overwrite=True)
     lfw = results["dataset"]["name"] == "lfw"
     sections = [_heading(results)]
-    tables = {f"table1_{label}": (f"Table 1: {label}", report.table1(label, row))
+    view = results["dataset"].get("view")
+    tables = {f"table1_{label}": (f"Table 1: {label}", report.table1(label, row, view))
               for label, row in results["table1"].items()}
     tables["table2"] = ("Table 2", report.table2(results["table2"], lfw))
     if results["equal_bpp"]:
@@ -65,7 +67,7 @@ def write_results(folder: Path, results: dict, timer: StageTimer, per_image: rep
                               [path.name for path in made if path] + ["per_image.csv", "results.md", "results.json"])
     results["timings"] = timer.report()
     sections.append(f"## Timings\n\n{report.markdown(report.timings_table(results['timings']))}")
-    sections.append(report.PROTOCOL)
+    sections.append(report.protocol(view))
     atomic_write(folder / "results.md", "\n".join(sections).encode(), overwrite=True)
     report.write_json(folder / "results.json", results)
 
@@ -73,8 +75,14 @@ def write_results(folder: Path, results: dict, timer: StageTimer, per_image: rep
 def _heading(results: dict) -> str:
     """results.md's opening: what was evaluated, how, and when."""
     data, settings = results["dataset"], results["settings"]
+    view = ""
+    if data.get("view"):
+        fallback = data.get("aligned_by_fallback")
+        placed = "" if fallback is None else f"; MTCNN found no face in {fallback} LFW files, aligned by the fallback"
+        view = f"- LFW view: {data['view']} (see the last note below){placed}\n"
     return (f"# facelab evaluation: {data['name']}\n\n"
             f"- {data['images']} of {data['available']} images ({data['selection']}); {data['source']}\n"
+            f"{view}"
             f"- {data['pairs']} View-2 pairs complete in the set; curves and equal-bpp on {data['curve_images']} "
             f"images ({data['curve_pairs']} pairs)\n"
             f"- MTCNN found no face in {data['originals_without_face']} originals (their crops use the fallback box)\n"

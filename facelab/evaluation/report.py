@@ -30,13 +30,31 @@ PROTOCOL = """## How these numbers are made
 - **Pairs acc.**: LFW View-2 protocol on the reconstructions of both images of each pair, cosine similarity,
   threshold chosen on 9 folds and applied to the 10th, mean over folds (only the pairs complete in the set).
 - **Equal bpp**: each image coded by the codec at the largest file at or under that image's facelab bpp.
-- **JPEG on LFW re-encodes JPEGs**: LFW's files are JPEGs already, and JPEG coding them again on the same
-  8x8 grid loses little, so its PSNR here flatters it; the other codecs and facelab get no such help.
 - **Facelab operating points** (curves): the image is coded at a fraction of its size and upscaled back
   (bicubic); bpp still counts the original pixels. Both entropy coders give the same reconstruction.
 - **BD-rate**: Bjøntegaard delta rate against the JPEG curve (negative = fewer bits at equal quality).
 """
-"""The protocol notes appended to results.md."""
+"""The protocol notes appended to results.md (followed by the LFW view's note, VIEW_NOTES)."""
+
+VIEW_NOTES = {
+    "250x250": """- **LFW view 250x250**: LFW's own files, as they are. **JPEG on LFW re-encodes JPEGs**: those files
+  are JPEGs already, and JPEG coding them again on the same 8x8 grid loses little, so its PSNR here flatters
+  it; the other codecs and facelab get no such help. `--lfw-size 112x96` gives the paper's aligned view.
+""",
+    "112x96": """- **LFW view 112x96** (the paper's): each face aligned the way face-recognition work aligns it,
+  MTCNN's five landmarks mapped by a similarity transform onto the standard 112x96 template
+  (`facelab.data.lfw_aligned`; where MTCNN finds no face, the median LFW landmarks place the crop, counted
+  above). The originals are these crops, stored losslessly (PNG): Table 1's second ratio is against the PNG
+  crop, not the JPEG file. Aligning resamples the pixels, so JPEG no longer re-encodes the LFW files' own 8x8
+  grid (at 250x250 that flatters JPEG). MS-SSIM uses a 5-px window at this size (an 11-px one needs a short
+  side over 160 px).
+""",
+}
+"""Each LFW view's note: which images were evaluated, and what that means for the JPEG baseline."""
+
+ORIGINALS = {None: ("original files", "original file"), "250x250": ("original JPEG files", "original JPEG file"),
+             "112x96": ("original aligned crops (lossless PNG)", "lossless PNG crop")}
+"""Per view (None: an image folder), the originals' Table 2 row name and what Table 1's file ratio compares with."""
 
 Table = tuple[list[str], list[list[Any]]]
 """A table: its header and its rows of cells."""
@@ -69,12 +87,22 @@ def csv_text(table: Table) -> str:
     return buffer.getvalue()
 
 
-def table1(model: str, row: dict) -> Table:
+def protocol(view: str | None) -> str:
+    """results.md's protocol notes, with the LFW view's note (none for an image folder)."""
+    return PROTOCOL + VIEW_NOTES.get(view or "", "")
+
+
+def originals_name(view: str | None) -> str:
+    """The originals' row name in Table 2 for this view (see ORIGINALS)."""
+    return ORIGINALS.get(view, ORIGINALS[None])[0]
+
+
+def table1(model: str, row: dict, view: str | None = "250x250") -> Table:
     """Table 1 for one model: bpp, both compression ratios, PSNR, MS-SSIM as average / max / min, and the paper's."""
     paper = PAPER_TABLE1 if model == "face" else {}
     lines = [("bpp (.xz files)", "bpp", "bpp"),
              ("compression ratio vs raw 24-bit RGB", "ratio_raw", None),
-             ("compression ratio vs original JPEG file", "ratio_file", None),
+             (f"compression ratio vs {ORIGINALS.get(view, ORIGINALS[None])[1]}", "ratio_file", None),
              ("compression ratio (paper's, definition not given)", None, "compression_ratio"),
              ("PSNR (dB)", "psnr", "psnr"),
              ("MS-SSIM", "ms_ssim", "ms_ssim")]

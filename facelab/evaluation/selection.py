@@ -10,25 +10,34 @@ the images no pair names follow in seeded random order. Without pairs the order 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from facelab.data.files import file_key, list_images
 from facelab.data.lfw import find_lfw, read_pairs
+from facelab.data.lfw_aligned import VIEW as ALIGNED_VIEW, align_lfw
 from facelab.errors import DatasetError
 from facelab.image_io import IMAGE_SUFFIXES
+
+LFW_SIZES = ("250x250", ALIGNED_VIEW)
+"""LFW views `facelab evaluate --lfw-size` offers: the files as they are, or faces aligned to 112x96 (the paper's)."""
 
 
 @dataclass(frozen=True)
 class EvalImage:
-    """One image to evaluate: its path, identity (None when unknown), file size and cache key (path in its set, content)."""
+    """One image to evaluate: its path, identity (None when unknown), file size and cache key (path in its set, content).
+
+    In an aligned view `path` is the crop, `source` the LFW file, and `fallback` says MTCNN found no face to place it.
+    """
 
     path: Path
     identity: str | None
     file_bytes: int
     key: str
+    source: Path | None = None
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,8 @@ class EvalPair:
 
 @dataclass
 class EvalSet:
-    """The images of one evaluation (sorted by path), their pairs, where they came from, and how they were picked."""
+    """The images of one evaluation (sorted by path), their pairs, where they came from, how they were picked, and
+    the LFW view (one of LFW_SIZES; None for a folder)."""
 
     name: str
     source: str
@@ -51,6 +61,7 @@ class EvalSet:
     pairs: list[EvalPair] = field(default_factory=list)
     total_available: int = 0
     selection: str = "all"
+    view: str | None = None
 
     @property
     def identities(self) -> np.ndarray | None:
@@ -66,8 +77,7 @@ class EvalSet:
                  if p.first in position and p.second in position]
         selection = self.selection if count is None or count >= len(order) else (
             f"first {len(chosen)} of the seeded order (see facelab.evaluation.selection)")
-        return EvalSet(self.name, self.source, [self.images[i] for i in chosen], pairs, self.total_available,
-                       selection)
+        return replace(self, images=[self.images[i] for i in chosen], pairs=pairs, selection=selection)
 
 
 def _image(path: Path, identity: str | None, root: Path) -> EvalImage:
@@ -86,7 +96,31 @@ def lfw_set(root: str | os.PathLike | None = None) -> EvalSet:
         index = {image.path: number for number, image in enumerate(images)}
         pairs = [EvalPair(index[p.path1], index[p.path2], p.same, p.fold)
                  for p in read_pairs(root, missing="skip") if p.path1 in index and p.path2 in index]
-    return EvalSet("lfw", f"LFW {layout.variant} at {layout.images_dir}", images, pairs, len(images))
+    return EvalSet("lfw", f"LFW {layout.variant} at {layout.images_dir}", images, pairs, len(images), view=LFW_SIZES[0])
+
+
+def lfw_view(evalset: EvalSet, size: str, root: str | os.PathLike | None = None, device: str | None = None,
+             progress: bool = True) -> EvalSet:
+    """The LFW set in the view `size` names: itself at 250x250, else its aligned crops (made once, cached).
+
+    The crops keep the images' order, identities and pairs; their keys name the view, so no cached row is shared.
+    """
+    if size not in LFW_SIZES:
+        raise DatasetError(f"unknown LFW size {size!r}: use {' or '.join(LFW_SIZES)}")
+    if evalset.view != LFW_SIZES[0]:
+        raise DatasetError(f"LFW views are made from LFW's own files, not from {evalset.source}")
+    if size == evalset.view:
+        return evalset
+    aligned = align_lfw(root, [image.path for image in evalset.images], device=device, progress=progress)
+    fallback = set(aligned.fallback)
+    images = []
+    for image in evalset.images:
+        crop = aligned.crops[image.path]
+        images.append(EvalImage(crop, image.identity, crop.stat().st_size, f"{size}|{image.key}|{file_key(crop)}",
+                                image.path, image.path in fallback))
+    source = (f"{evalset.source}, aligned to {size} (MTCNN's five landmarks -> the standard face-recognition "
+              f"template; facelab.data.lfw_aligned)")
+    return replace(evalset, source=source, images=images, view=size)
 
 
 def folder_set(folder: str | os.PathLike) -> EvalSet:

@@ -1,0 +1,7 @@
+"""`python -m facelab ...` runs the `facelab` command line."""
+
+import sys
+
+from facelab.cli import main
+
+sys.exit(main())
