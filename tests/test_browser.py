@@ -295,14 +295,15 @@ def run_all(page: Any, name: str) -> None:
 def assert_widgets_render(page: Any) -> None:
     """No widget failed to display, and none fell back to its plain-text repr."""
     notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
-    text = notebook.inner_text()
-    assert "Error displaying widget" not in text, "a widget failed to display"
+    if "Error displaying widget" in notebook.inner_text():
+        pytest.fail("a widget failed to display: 'Error displaying widget' in the notebook")
     for pre in page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output pre").all_inner_texts():
-        shown = [marker for marker in PLAIN_TEXT_WIDGETS if pre.lstrip().startswith(marker)]
-        assert not shown, f"a widget is shown as plain text (is the widget front end missing?): {pre[:200]!r}"
-        assert not pre.lstrip().startswith("<Figure size"), (
-            f"a figure is shown as plain text, {pre.strip()[:60]!r}: the kernel's matplotlib backend is not "
-            "inline when it is drawn (did an import call matplotlib.use('Agg')?)")
+        text = pre.strip()
+        if text.startswith(PLAIN_TEXT_WIDGETS):
+            pytest.fail(f"a widget is shown as plain text (is the widget front end missing?): {text[:200]!r}")
+        if text.startswith("<Figure size"):
+            pytest.fail(f"a figure is shown as plain text, {text[:60]!r}: the kernel's matplotlib backend is not "
+                        "inline when it is drawn (did an import call matplotlib.use('Agg')?)")
 
 
 def figure_sources(panel: Any) -> list[str]:

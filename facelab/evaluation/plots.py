@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from facelab.evaluation.paper import PAPER_TABLE1  # noqa: E402
+from facelab.evaluation.paper import PAPER_TABLE1
 
 PANELS_DISTORTION = (("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"))
 PANELS_ACCURACY = (("cosine", "avg cosine similarity"), ("nn_accuracy", "1-NN accuracy (paper's)"),
@@ -56,7 +53,8 @@ def plot(path: Path, points: list[dict], equal_rate: list[dict], original: dict 
     if not panels:
         return None
     palette = colours(points)
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    figure = Figure(figsize=(5 * len(panels), 4))  # not pyplot: the caller's backend (a notebook's inline one) is left alone
+    axes = figure.subplots(1, len(panels), squeeze=False)
     for axis, (metric, label) in zip(axes[0], panels):
         for name, rows in _curves(points).items():
             xy = [(row["bpp"]["mean"], _value(row, metric)) for row in rows if _value(row, metric) is not None]
@@ -80,5 +78,4 @@ def plot(path: Path, points: list[dict], equal_rate: list[dict], original: dict 
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return path
