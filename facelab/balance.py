@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from facelab.codec import compress, decode_code, encode_code
+from facelab.image_io import to_uint8
 from facelab.metrics import bpp, ms_ssim, psnr
 from facelab.recipes import RECIPES, SWEEP
 from facelab.weights import SHIPPED_DIR, load_model
@@ -41,11 +42,6 @@ class BalancePoint:
     bpp_xz: float
     bpp_context: float
     faces: int
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float [0, 1] -> (H, W, 3) uint8, rounded as a saved image is."""
-    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()
