@@ -3,7 +3,8 @@
 The modules, one job each: `binarizer` (Eq. 1), `model` (the autoencoder), `bitstream`, `container`,
 `xz` and `codec` (the file format, bounded opening of files, compress/decompress), `limits` (the
 largest image), `entropy` (a coder that beats LZMA), `weights` (checkpoints and shipped models),
-`faces` (MTCNN and FaceNet), `losses`, `data`, `train`, `metrics`, `baselines`, `verification`,
+`faces` (MTCNN and FaceNet), `losses`, `data`, `train`, `metrics`, `baselines`, `verification`, `bdrate`,
+`hyperprior` (lesson 07's learned-entropy codec), `catalog` (the shipped models' names),
 `evaluate`, `widgets`, `course`, `cli`.
 """
 

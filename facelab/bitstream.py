@@ -3,9 +3,10 @@
 Header (big-endian), 25 bytes plus the model identifier:
     magic   4s  b"FLAB"
     version B   FORMAT_VERSION; a file from a newer facelab is refused with a clear message
-    coder   B   0 = the paper's LZMA (.xz), 1 = facelab's context-adaptive arithmetic coder (.flc)
+    coder   B   the coder's id in CODERS: 0 = the paper's LZMA (.xz), 1 = facelab's context-adaptive arithmetic
+                coder (.flc), 2 = a scale hyperprior's own range coder (.flh)
     height  I   image height in pixels          width  I   image width in pixels
-    bits    H   code channels (128)             code_h H   ceil(H / 8)     code_w H  ceil(W / 8)
+    bits    H   code channels (128)             code_h H   ceil(H / block) code_w H  ceil(W / block)
     id_len  B   then id_len bytes of the model identifier '<name>:<weights hash>' (UTF-8)
     crc     I   CRC-32 of every header byte before it (format 2 on)
 The CRC makes a damaged size or model field an error instead of a wrong image; format 1 files,
@@ -27,7 +28,31 @@ from facelab.errors import BitstreamError
 
 MAGIC = b"FLAB"
 FORMAT_VERSION = 2
-CODERS = {"xz": 0, "context": 1}
+
+
+@dataclass(frozen=True)
+class Coder:
+    """An entropy coder of facelab files: its header id, file suffix, the model family it codes and its block."""
+
+    name: str
+    id: int
+    suffix: str
+    family: str
+    block: int
+    help: str
+
+
+CODERS = {coder.name: coder for coder in (
+    Coder("xz", 0, ".xz", "binary", 8, "the paper's LZMA over the packed bits"),
+    Coder("context", 1, ".flc", "binary", 8, "facelab's context-adaptive arithmetic coder over the bits"),
+    Coder("hyperprior", 2, ".flh", "hyperprior", 16, "a scale hyperprior's range coder (lesson 07's models)"),
+)}
+"""Every coder, by name: the one place that lists them (header ids, suffixes, which models each codes)."""
+
+
+def coders_for(family: str) -> tuple[str, ...]:
+    """Names of the coders that code models of `family`; the first is its default."""
+    return tuple(name for name, coder in CODERS.items() if coder.family == family)
 _FIXED = struct.Struct(">4sBBIIHHHB")
 _CRC = struct.Struct(">I")
 MAX_HEADER_BYTES = _FIXED.size + 255 + _CRC.size
@@ -65,7 +90,7 @@ class Header:
         if len(model) > 255:
             raise BitstreamError("model identifier longer than 255 bytes")
         fixed = _FIXED.pack(
-            MAGIC, FORMAT_VERSION, CODERS[self.coder], self.height, self.width,
+            MAGIC, FORMAT_VERSION, CODERS[self.coder].id, self.height, self.width,
             self.bits, self.code_h, self.code_w, len(model),
         )
         return fixed + model + _CRC.pack(zlib.crc32(fixed + model))
@@ -90,7 +115,7 @@ def unpack_header(data: bytes) -> tuple[Header, bytes]:
             raise BitstreamError("corrupt header: checksum mismatch")
     elif len(data) < end:
         raise BitstreamError("truncated file: header ends inside the model identifier")
-    names = {v: k for k, v in CODERS.items()}
+    names = {c.id: name for name, c in CODERS.items()}
     if coder not in names:
         raise BitstreamError(f"unknown entropy coder id {coder}")
     try:
@@ -106,7 +131,8 @@ def check_sizes(header: Header) -> None:
     """Refuse sizes that contradict each other or exceed what facelab compresses, before anything is allocated."""
     if header.height < 1 or header.width < 1 or header.bits < 1:
         raise BitstreamError(f"corrupt header: a {header.width}x{header.height} image with {header.bits} channels")
-    if header.code_h != math.ceil(header.height / 8) or header.code_w != math.ceil(header.width / 8):
+    block = CODERS[header.coder].block
+    if header.code_h != math.ceil(header.height / block) or header.code_w != math.ceil(header.width / block):
         raise BitstreamError(
             f"corrupt header: code {header.code_h}x{header.code_w} does not fit a {header.height}x{header.width} image"
         )

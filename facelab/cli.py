@@ -16,14 +16,16 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
+from facelab.bitstream import CODERS
+from facelab.catalog import DEFAULT_MODEL, SHIPPED
 from facelab.errors import BitstreamError, FacelabError, FacelabWarning, job_failure
-from facelab.weights import DEFAULT_MODEL, SHIPPED
 
 PLUGINS = {
     "train": ("facelab.train", "train a phase of the paper (natural pretraining, face fine-tuning)"),
     "evaluate": ("facelab.evaluate", "evaluate models and baselines on LFW or an image folder"),
 }
-"""Subcommands whose arguments and work live in their own module: `configure(parser)` and `run(args) -> int`."""
+"""Subcommands whose arguments and work live in their own module: `configure(parser)` and `run(args) -> int`.
+Their modules (the training and evaluation stacks) are imported only when their command runs."""
 
 
 def output_for(source: Path, src_root: Path, dst_root: Path, suffix: str) -> Path:
@@ -71,19 +73,21 @@ def run_jobs(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str], 
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from facelab.codec import SUFFIXES, compress
+    from facelab.codec import SUFFIXES, check_coder, compress, default_coder
     from facelab.image_io import IMAGE_SUFFIXES, atomic_write, load_image
     from facelab.weights import load_model
 
-    pairs = plan(Path(args.input), Path(args.output), lambda p: p.suffix.lower() in IMAGE_SUFFIXES, SUFFIXES[args.coder])
     model = load_model(args.model)
+    coder = args.coder or default_coder(model)
+    check_coder(coder, model)
+    pairs = plan(Path(args.input), Path(args.output), lambda p: p.suffix.lower() in IMAGE_SUFFIXES, SUFFIXES[coder])
 
     def work(source: Path, target: Path) -> str:
         if target.exists() and not args.overwrite:
             raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
         image = load_image(source)
         start = time.perf_counter()
-        data = compress(image, model, coder=args.coder)
+        data = compress(image, model, coder=coder)
         seconds = time.perf_counter() - start
         atomic_write(target, data, overwrite=args.overwrite)
         h, w = image.shape[:2]
@@ -93,13 +97,13 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
-    from facelab.codec import decompress
+    from facelab.codec import SUFFIXES, decompress
     from facelab.container import peek_header, read_file
     from facelab.image_io import save_image
     from facelab.weights import load_model, named_model
 
     models: dict[str, object] = {}
-    pairs = plan(Path(args.input), Path(args.output), lambda p: p.suffix.lower() in (".xz", ".flc"), ".png")
+    pairs = plan(Path(args.input), Path(args.output), lambda p: p.suffix.lower() in SUFFIXES.values(), ".png")
 
     def work(source: Path, target: Path) -> str:
         if target.exists() and not args.overwrite:
@@ -123,7 +127,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     path = Path(args.input)
     if path.is_dir():
-        raise FacelabError(f"{path} is a folder; `facelab info` reads one .xz or .flc file")
+        raise FacelabError(f"{path} is a folder; `facelab info` reads one .xz, .flc or .flh file")
     if not path.is_file():
         raise FacelabError(f"{path} does not exist")
     try:
@@ -159,21 +163,22 @@ def cmd_data_download(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand; a plugin's own arguments only when it is `command` (or None: all)."""
     parser = argparse.ArgumentParser(prog="facelab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("compress", help="image (or folder of images) -> .xz / .flc")
+    p = sub.add_parser("compress", help="image (or folder of images) -> .xz / .flc / .flh")
     p.add_argument("input")
     p.add_argument("output", help="output file, or folder when the input is a folder")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"shipped model ({', '.join(SHIPPED)}; default {DEFAULT_MODEL}) or a .pt checkpoint path")
-    p.add_argument("--coder", default="xz", choices=("xz", "context"), help="xz: the paper's LZMA; context: facelab's arithmetic coder")
+    p.add_argument("--coder", default=None, choices=tuple(CODERS),
+                   help="; ".join(f"{c.name}: {c.help}" for c in CODERS.values()) + " (default: the model's first)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=cmd_compress)
 
-    p = sub.add_parser("decompress", help=".xz / .flc (or folder of them) -> PNG")
+    p = sub.add_parser("decompress", help=".xz / .flc / .flh (or folder of them) -> PNG")
     p.add_argument("input")
     p.add_argument("output", help="output PNG, or folder when the input is a folder")
     p.add_argument("--model", default=None, help="model to decode with (default: the one named in the file)")
@@ -195,10 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_download)
 
     for name, (module_name, help_text) in PLUGINS.items():
-        module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text)
-        module.configure(p)
-        p.set_defaults(func=module.run)
+        if command in (None, name):
+            module = importlib.import_module(module_name)
+            module.configure(p)
+            p.set_defaults(func=module.run)
     return parser
 
 
@@ -213,7 +219,9 @@ def show_warning(message: Warning | str, category: type[Warning], filename: str,
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `facelab` command."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    command = next((word for word in words if not word.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", FacelabWarning)

@@ -5,7 +5,10 @@ into bits behind a `Header` and entropy-codes it:
 - coder "xz" (the paper's): header + bits inside a standard `.xz` (LZMA2) stream, so
   `xz -dc file.xz` shows the raw header and bits;
 - coder "context" (beyond the paper): the header in the clear, then the bits arithmetic-coded
-  with probabilities from a causal context model (`facelab.entropy`), in a `.flc` file.
+  with probabilities from a causal context model (`facelab.entropy`), in a `.flc` file;
+- coder "hyperprior" (lesson 07): a scale hyperprior's (`facelab.hyperprior`) range-coded side information and
+  latents, then their CRC-32, after the header in the clear, in a `.flh` file.
+The coders are listed once, in `facelab.bitstream.CODERS`; a model's family decides which it can use.
 `decompress` opens either (`facelab.container`: the header's checksum and sizes are checked before
 anything is allocated), checks the header against the model and decodes, tile by tile for large
 images. Sizes are real byte counts, never estimates.
@@ -14,21 +17,24 @@ images. Sizes are real byte counts, never estimates.
 from __future__ import annotations
 
 import lzma
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from facelab import limits
-from facelab.bitstream import Header, pack_code, unpack_code
+from facelab.bitstream import CODERS, Header, coders_for, pack_code, unpack_code
 from facelab.container import read_header
-from facelab.errors import ImageError, ModelError
+from facelab.errors import BitstreamError, ImageError, ModelError
 from facelab.image_io import check_array, load_image, to_tensor, to_uint8
 from facelab.model import BLOCK, FaceCodecNet
 from facelab.weights import SHIPPED, load_model, model_id, named_model
-from facelab.xz import XZ_MAGIC as XZ_MAGIC  # re-exported: how an .xz facelab file begins
+from facelab.xz import (
+    XZ_MAGIC as XZ_MAGIC,  # re-exported: how an .xz facelab file begins
+)
 
-SUFFIXES = {"xz": ".xz", "context": ".flc"}
+SUFFIXES = {name: coder.suffix for name, coder in CODERS.items()}
 LZMA_PRESET = 9 | lzma.PRESET_EXTREME
 """The paper's LZMA at its strongest setting, as `xz -9e`."""
 
@@ -92,17 +98,40 @@ def decode_code(model: FaceCodecNet, code: np.ndarray, size: tuple[int, int]) ->
     return image
 
 
+def default_coder(model: torch.nn.Module) -> str:
+    """The coder a model uses unless told otherwise: the paper's LZMA, or a hyperprior's own range coder."""
+    return coders_for(getattr(model, "family", "binary"))[0]
+
+
+def check_coder(coder: str, model: torch.nn.Module) -> None:
+    """Refuse a coder that does not code this model's family, naming the ones that do."""
+    if coder not in CODERS:
+        raise ValueError(f"unknown coder '{coder}': choose from {', '.join(CODERS)}")
+    family = getattr(model, "family", "binary")
+    if CODERS[coder].family != family:
+        raise ModelError(f"model '{getattr(model, 'name', 'untrained')}' is a {family} model: it codes with "
+                         f"{' or '.join(coders_for(family))}, not {coder}")
+
+
 def compress(
-    image: np.ndarray | str | Path, model: FaceCodecNet | None = None, coder: str = "xz"
+    image: np.ndarray | str | Path, model: torch.nn.Module | None = None, coder: str | None = None
 ) -> bytes:
-    """Compress an image (array or path) to the bytes of a facelab file."""
-    if coder not in SUFFIXES:
-        raise ValueError(f"unknown coder '{coder}': choose from {', '.join(SUFFIXES)}")
+    """Compress an image (array or path) to the bytes of a facelab file (coder: the model's default when None)."""
     model = model if model is not None else load_model()
+    coder = coder or default_coder(model)
+    check_coder(coder, model)
     image = as_image(image)
     problem = limits.size_problem(image.shape[0], image.shape[1], model.bits)
     if problem:
         raise ImageError(problem)
+    if coder == "hyperprior":
+        from facelab.hyperprior import latent_shape
+
+        model.eval()
+        payload = model.compress_image(to_tensor(image).to(next(model.parameters()).device))
+        header = Header(coder, image.shape[0], image.shape[1], model.bits, *latent_shape(*image.shape[:2]),
+                        model_id(model))
+        return header.pack() + payload + zlib.crc32(payload).to_bytes(4, "big")
     code = encode_code(model, image)
     header = Header(coder, image.shape[0], image.shape[1], *code.shape, model_id(model))
     if coder == "xz":
@@ -138,7 +167,10 @@ def decompress(data: bytes, model: FaceCodecNet | None = None) -> np.ndarray:
     """
     header, payload = read_header(data)
     model = model if model is not None else named_model(header.model_name)
+    check_coder(header.coder, model)
     check_model(header, model)
+    if header.coder == "hyperprior":
+        return decode_hyperprior(model, header, payload)
     if header.coder == "xz":
         code = unpack_code(payload, header.code_shape)
     else:
@@ -146,6 +178,16 @@ def decompress(data: bytes, model: FaceCodecNet | None = None) -> np.ndarray:
 
         code = decode_bits(payload, header.code_shape).view(np.int8) * np.int8(2) - np.int8(1)
     return decode_code(model, code, (header.height, header.width))
+
+
+def decode_hyperprior(model: torch.nn.Module, header: Header, payload: bytes) -> np.ndarray:
+    """A hyperprior file's payload -> image, after its CRC-32: a damaged range-coded string decodes to noise
+    without any error, so it is refused before the range decoder sees it."""
+    if len(payload) < 4 or zlib.crc32(payload[:-4]) != int.from_bytes(payload[-4:], "big"):
+        raise BitstreamError("corrupt or truncated file: the coded latents do not match their checksum")
+    model.eval()
+    image = model.decompress_image(payload[:-4], (header.height, header.width))
+    return to_uint8(image)
 
 
 def bits_per_pixel(data: bytes, height: int, width: int) -> float:

@@ -26,6 +26,14 @@ def max_context_payload(code_bytes: int) -> int:
     return code_bytes + code_bytes // 32 + 1024
 
 
+def max_payload(header: Header) -> int:
+    """Longest payload after a clear header: the context coder's bound, or for a hyperprior's range coder a
+    generous 4 bytes per latent value plus 64 KiB of side information and checksum."""
+    if header.coder == "hyperprior":
+        return 4 * header.bits * header.code_h * header.code_w + (64 << 10)
+    return max_context_payload(header.code_bytes)
+
+
 def max_file_bytes() -> int:
     """Size of the largest file facelab can write (the largest code, incompressible, plus headers)."""
     return MAX_HEADER_BYTES + max_context_payload(-(-limits.max_code_values() // 8)) + (64 << 10)
@@ -56,7 +64,7 @@ def _open_header(data: bytes) -> tuple[Header, int]:
         if header.coder == "xz":
             raise BitstreamError("corrupt file: an LZMA code outside its .xz container")
         return header, len(data) - len(rest)
-    raise BitstreamError("not a facelab file: it is neither an .xz stream nor a .flc file")
+    raise BitstreamError("not a facelab file: it is neither an .xz stream nor a .flc or .flh file")
 
 
 def read_header(data: bytes) -> tuple[Header, bytes]:
@@ -68,10 +76,11 @@ def read_header(data: bytes) -> tuple[Header, bytes]:
     if header.coder == "xz":
         return header, inflate_exact(data, header_size + header.code_bytes)[header_size:]
     payload = data[header_size:]
-    if len(payload) > max_context_payload(header.code_bytes):
+    longest = max_payload(header)
+    if len(payload) > longest:
         raise BitstreamError(
             f"corrupt file: {len(payload):,} bytes of code are more than a {header.width}x{header.height} image's "
-            f"code can take ({max_context_payload(header.code_bytes):,})"
+            f"code can take ({longest:,})"
         )
     return header, payload
 

@@ -70,7 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"facelab operating points: code the image at these fractions of its size "
                              f"(default {' '.join(map(str, SCALES))})")
     beyond.add_argument("--coders", nargs="+", choices=("xz", "context"), default=["xz", "context"],
-                        help="entropy coders on the facelab curves (default both)")
+                        help="entropy coders on the curves of the paper's models (default both; a hyperprior codes with its own)")
     beyond.add_argument("--curve-quality", action="append", type=_qualities, default=[], metavar="CODEC=Q1,Q2",
                         help="replace a codec's curve qualities, e.g. jpeg=10,30,50,70,90 (repeatable; defaults: "
                              + "; ".join(f"{c}={','.join(f'{q:g}' for q in qs)}" for c, qs in CURVE_QUALITIES.items())

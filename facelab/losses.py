@@ -1,4 +1,4 @@
-"""Training losses: pixel (L1/L2), MS-SSIM, FaceNet feature loss, and the paper's Eq. 2 custom loss.
+"""Training losses: pixel (L1/L2), MS-SSIM, FaceNet feature loss, the paper's Eq. 2 custom loss, and the rate loss.
 
 MS-SSIM (pytorch-msssim 1.0.0) always downsamples 4 times and asserts that the short side exceeds
 16 * (window - 1), whatever the number of scales, so fewer scales cannot help small images there.
@@ -8,6 +8,8 @@ MS-SSIM (pytorch-msssim 1.0.0) always downsamples 4 times and asserts that the s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim
@@ -15,6 +17,9 @@ from torch import Tensor, nn
 
 from facelab.errors import ImageError
 from facelab.faces import FaceEmbedder
+
+if TYPE_CHECKING:
+    from facelab.hyperprior import RateOutput
 
 MSSSIM_WINDOW = 11
 """The standard MS-SSIM Gaussian window (sigma 1.5), used whenever the image is large enough."""
@@ -122,3 +127,24 @@ class FaceLoss(nn.Module):
                 emb = embedder.embed_images(x[:k], boxes[:k])
             feature = feature_loss(embedder.embed_images(x_hat[:k], boxes[:k]).float(), emb.float())
         return {"total": self.a * pixel + self.b * feature, "pixel": pixel, "feature": feature}
+
+
+class RateDistortionLoss(nn.Module):
+    """Rate + lmbda * distortion for a learned-entropy codec (`facelab.hyperprior`), plus CompressAI's auxiliary loss.
+
+    `distortion` is either loss above; its parts are reported beside the rate ('bpp', estimated from the entropy
+    models' likelihoods) and the auxiliary loss, which only moves the entropy bottleneck's quantiles.
+    """
+
+    def __init__(self, distortion: nn.Module, lmbda: float) -> None:
+        super().__init__()
+        if not lmbda > 0:
+            raise ValueError(f"lmbda must be positive, not {lmbda}: it weighs distortion against rate")
+        self.distortion = distortion
+        self.lmbda = lmbda
+
+    def forward(self, output: RateOutput, x: Tensor, *boxes: Tensor) -> dict[str, Tensor]:
+        """dict(total, bpp, aux, distortion and its parts) for a hyperprior's `RateOutput` and the originals."""
+        parts = self.distortion(output.x_hat, x, *boxes)
+        total = output.bpp + self.lmbda * parts["total"] + output.aux
+        return {"total": total, "bpp": output.bpp, "aux": output.aux, "distortion": parts.pop("total"), **parts}

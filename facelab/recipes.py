@@ -14,6 +14,12 @@ The chain (the shipped models, 2-core CPU budgets; a GPU runs the same steps fas
   face-a1, face-a10, face-a100, face-a1000, face-b0
               the loss-balance sweep: a * L2 + b * FaceNet with b = 1 (or b = 0), AdamW with a decaying rate,
               the same steps each, from face-base
+  hp-natural  beyond the paper (lesson 07): the scale hyperprior, rate + lmbda * (L1 + 1 - MS-SSIM) on natural
+              images, from scratch
+  hp-base     rate + lmbda * 100 * L2(pixels) on the CelebA faces, from hp-natural
+  hp-1 .. hp-4, hp-1-pixel .. hp-4-pixel
+              four rates (lmbda = 2, 4, 8, 16), each with the face loss (a = 100, b = 1, as face-a100) and without
+              it (b = 0), the same steps each, from hp-base: the ablation at equal budgets
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ class TrainConfig:
     a: float = 1.0
     b: float = 1.0
     face_samples: int | None = None
+    family: str = "binary"
+    channels: tuple[int, int] = (64, 96)
+    lmbda: float = 0.0
     init: str | None = None
     max_images: int | None = None
     val_images: int | None = None
@@ -55,6 +64,10 @@ class TrainConfig:
 SCHEDULES = ("constant", "cosine", "plateau")
 """'constant' (the paper's "static" rate), 'cosine' (decays to 0 over the run's steps), 'plateau' (halves
 the rate after PLATEAU_PATIENCE epochs without a better validation loss: the paper's "dynamic" rate)."""
+
+FAMILIES = ("binary", "hyperprior")
+"""'binary': the paper's autoencoder (`facelab.model`); 'hyperprior': the scale hyperprior of `facelab.hyperprior`,
+trained for rate + lmbda * distortion (the phase's loss), with `channels` = (N, M)."""
 
 FACE_DATA = ("template", "celeba")
 """Phase-2 faces: 'template' = CelebA's aligned set moved onto the 112x96 template (the paper's LFW size);
@@ -81,6 +94,30 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 """Each shipped model's recipe. Phase 1's lr is 1e-3, not the paper's 1e-4, which learnt ten times slower
 here (val PSNR 14.6 against 20.6 dB after the same 280 steps)."""
+
+_HP = dict(phase="face", family="hyperprior", init="hp-base", optimizer="adamw", lr=3e-4, schedule="cosine",
+           beta1=0.9, a=100.0, batch_size=32, face_samples=8, epochs=4, steps_per_epoch=100, val_images=192)
+"""The hyperprior's fine-tuning at one rate: Eq. 2 with a = 100 (the shipped face model's balance) inside the rate loss."""
+
+HP_LAMBDAS = {1: 2.0, 2: 4.0, 3: 8.0, 4: 16.0}
+"""The hyperprior's rates: quality index -> lmbda (with a = 100 these match CompressAI's MSE qualities 2-5)."""
+
+RECIPES.update({
+    "hp-natural": dict(phase="natural", name="hp-natural", family="hyperprior", lmbda=16.0, lr=1e-3,
+                       schedule="cosine", beta1=0.9, optimizer="adamw", crop=128, batch_size=16, epochs=6,
+                       steps_per_epoch=100),
+    "hp-base": dict(phase="face", name="hp-base", family="hyperprior", init="hp-natural", lmbda=6.0, a=100.0,
+                    b=0.0, optimizer="adamw", lr=5e-4, schedule="cosine", beta1=0.9, batch_size=32, epochs=15,
+                    steps_per_epoch=100, val_images=192),
+    **{f"hp-{q}": dict(_HP, name=f"hp-{q}", lmbda=lmbda, b=1.0) for q, lmbda in HP_LAMBDAS.items()},
+    **{f"hp-{q}-pixel": dict(_HP, name=f"hp-{q}-pixel", lmbda=lmbda, b=0.0) for q, lmbda in HP_LAMBDAS.items()},
+})
+
+HYPERPRIOR = tuple(f"hp-{q}" for q in HP_LAMBDAS)
+"""The shipped hyperprior codecs with the face loss, from the lowest rate to the highest."""
+
+HYPERPRIOR_PIXEL = tuple(f"hp-{q}-pixel" for q in HP_LAMBDAS)
+"""Their twins trained without it (b = 0): the ablation."""
 
 SWEEP = ("face-b0", "face-a1", "face-a10", "face-a100", "face-a1000")
 """The loss-balance sweep, in order of growing pixel weight (b = 0 last in effect: pixels only)."""

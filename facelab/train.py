@@ -13,6 +13,9 @@ ablation compares the losses and not an optimiser accident.
 
 Speed: the forward passes run under bf16 autocast where the device computes bf16 natively (a CPU with
 AMX, a recent GPU); the binarizer's sign, the pixel losses and MS-SSIM stay in fp32.
+
+The same trainer trains the 'hyperprior' family (`facelab.hyperprior`, lesson 07): its forward pass also returns
+the estimated rate, and `RateDistortionLoss` puts the phase's loss inside rate + lmbda * distortion.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from tqdm.auto import tqdm
 
 from facelab.errors import ModelError
 from facelab.model import FaceCodecNet
-from facelab.recipes import FACE_DATA, RECIPES, SCHEDULES, TrainConfig, make_config
+from facelab.recipes import FACE_DATA, FAMILIES, RECIPES, SCHEDULES, TrainConfig, make_config
 from facelab.runtime import fast_dtype, get_device, seed_everything
 from facelab.weights import load_model, save_checkpoint
 
@@ -88,18 +91,54 @@ def build_data(config: TrainConfig) -> tuple[Dataset, Dataset, dict[str, Any]]:
     return train, val, info
 
 
+def build_model(config: TrainConfig) -> torch.nn.Module:
+    """The run's starting model: the weights of `config.init`, else a fresh model of the config's family."""
+    if config.family not in FAMILIES:
+        raise ValueError(f"unknown model family {config.family!r}: choose from {', '.join(FAMILIES)}")
+    if config.init:
+        model = load_model(config.init)
+        if getattr(model, "family", "binary") != config.family:
+            raise ModelError(f"{config.init} is a {getattr(model, 'family', 'binary')} model, not {config.family}")
+        return model
+    if config.family == "hyperprior":
+        from facelab.hyperprior import HyperpriorNet
+
+        return HyperpriorNet(tuple(config.channels))
+    return FaceCodecNet()
+
+
 def build_loss(config: TrainConfig, device: torch.device) -> torch.nn.Module:
-    """The phase's loss: L1 + (1 - MS-SSIM) for natural images, Eq. 2 for faces."""
-    from facelab.losses import CompressionLoss, FaceLoss
+    """The phase's loss: L1 + (1 - MS-SSIM) for natural images, Eq. 2 for faces; inside the rate loss for a hyperprior."""
+    from facelab.losses import CompressionLoss, FaceLoss, RateDistortionLoss
 
     if config.phase == "natural":
-        return CompressionLoss().to(device)
-    embedder = None
-    if config.b > 0:
-        from facelab.faces import FaceEmbedder
+        loss: torch.nn.Module = CompressionLoss()
+    else:
+        embedder = None
+        if config.b > 0:
+            from facelab.faces import FaceEmbedder
 
-        embedder = FaceEmbedder(device)
-    return FaceLoss(a=config.a, b=config.b, pixel="l2", embedder=embedder, face_samples=config.face_samples).to(device)
+            embedder = FaceEmbedder(device)
+        loss = FaceLoss(a=config.a, b=config.b, pixel="l2", embedder=embedder, face_samples=config.face_samples)
+    if config.family == "hyperprior":
+        loss = RateDistortionLoss(loss, config.lmbda)
+    return loss.to(device)
+
+
+def parameter_groups(model: torch.nn.Module, lr: float) -> list[dict[str, Any]]:
+    """The optimiser's groups: every weight at `lr`, except a hyperprior's entropy-model quantiles, which only its
+    auxiliary loss moves and which must travel far (CompressAI trains them with their own optimiser at 1e-3)."""
+    named = list(model.named_parameters())
+    quantiles = [p for name, p in named if name.endswith("quantiles")]
+    groups: list[dict[str, Any]] = [{"params": [p for name, p in named if not name.endswith("quantiles")]}]
+    if quantiles:
+        groups.append({"params": quantiles, "lr": max(lr, 1e-3), "weight_decay": 0.0})
+    return groups
+
+
+def reconstruction(output: Any) -> torch.Tensor:
+    """The reconstruction in a model's forward output (a tensor, or a hyperprior's `RateOutput`)."""
+    return output if torch.is_tensor(output) else output.x_hat
 
 
 def loss_on_batch(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, device: torch.device,
@@ -111,11 +150,11 @@ def loss_on_batch(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, dev
     """
     images = (batch["image"] if isinstance(batch, dict) else batch).to(device)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        x_hat = model(images).float()
+        output = model(images).float()
     if isinstance(batch, dict):
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            return loss_fn(x_hat, images, batch["box"].to(device))
-    return loss_fn(x_hat, images)
+            return loss_fn(output, images, batch["box"].to(device))
+    return loss_fn(output, images)
 
 
 def gradient_scales(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, device: torch.device,
@@ -159,7 +198,7 @@ def validate(model: FaceCodecNet, loss_fn: torch.nn.Module, loader: Iterable, de
         parts = loss_on_batch(model, loss_fn, batch, device, dtype)
         images = (batch["image"] if isinstance(batch, dict) else batch).to(device)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            x_hat = model(images).float()
+            x_hat = reconstruction(model(images)).float()
         parts = {**{k: float(v) for k, v in parts.items()}, "psnr": psnr_batch(x_hat, images)}
         n = images.shape[0]
         for key, value in parts.items():
@@ -178,7 +217,7 @@ class ResumeError(ModelError):
 
 
 class Trainer:
-    """Trains a `FaceCodecNet` for one phase, checkpointing to `run_dir` after every epoch."""
+    """Trains a model (either family) for one phase, checkpointing to `run_dir` after every epoch."""
 
     def __init__(self, config: TrainConfig, run_dir: str | Path) -> None:
         if config.schedule not in SCHEDULES:
@@ -192,10 +231,10 @@ class Trainer:
         self.device = get_device(config.device)
         self.dtype = autocast_dtype(config.precision, self.device)
         seed_everything(config.seed)
-        self.model = (load_model(config.init) if config.init else FaceCodecNet()).to(self.device)
+        self.model = build_model(config).to(self.device)
         self.model.name = config.name
         self.optimizer = OPTIMIZERS[config.optimizer](
-            self.model.parameters(), lr=config.lr, betas=(config.beta1, 0.999), weight_decay=config.weight_decay
+            parameter_groups(self.model, config.lr), lr=config.lr, betas=(config.beta1, 0.999), weight_decay=config.weight_decay
         )
         self.scheduler: Any = None
         if config.schedule == "plateau":
@@ -255,8 +294,7 @@ class Trainer:
         except Exception as exc:  # torch raises many types for damaged or hostile files
             raise ResumeError(f"{self.state_path} cannot be resumed ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); {advice}") from exc
-        if {**saved, "face_size": list(saved.get("face_size", []))} != {
-                **asdict(self.config), "epochs": 0, "face_size": list(self.config.face_size)}:
+        if json.loads(json.dumps(saved)) != json.loads(json.dumps({**asdict(self.config), "epochs": 0})):
             raise ResumeError(f"{self.state_path} was made with another configuration; {advice}")
         try:
             self.model.load_state_dict(state["model"])
@@ -267,6 +305,23 @@ class Trainer:
             self.epoch, self.history, self.seconds = int(state["epoch"]), list(state["history"]), float(state["seconds"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ResumeError(f"{self.state_path} does not hold a facelab run state ({exc}); {advice}") from exc
+        return True
+
+    def update(self, loss: torch.Tensor) -> bool:
+        """One optimiser step on `loss`; False (and no step) when the loss or a gradient is not finite.
+
+        A single overflowing batch (bf16, a hyperprior's early rate estimates) would otherwise put NaN into every
+        weight and into Adam's moments for good; skipped steps are counted in the epoch's history record.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            return False
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+        if not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            return False
+        self.optimizer.step()
         return True
 
     def fit(self, train: Dataset, val: Dataset, loss_fn: torch.nn.Module,
@@ -282,26 +337,29 @@ class Trainer:
             start = time.perf_counter()
             self.model.train()
             sums: dict[str, float] = {}
+            skipped = 0
             steps = config.steps_per_epoch or len(train_loader)
             bar = tqdm(total=steps, desc=f"{config.name} epoch {self.epoch + 1}/{config.epochs}", leave=False)
             step = 0
             while step < steps:
                 for batch in train_loader:
                     parts = loss_on_batch(self.model, loss_fn, batch, self.device, self.dtype)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    parts["total"].backward()
-                    self.optimizer.step()
+                    if self.update(parts["total"]):
+                        for key, value in parts.items():
+                            sums[key] = sums.get(key, 0.0) + value.item()
+                    else:
+                        skipped += 1
                     if config.schedule == "cosine":
                         self.scheduler.step()
-                    for key, value in parts.items():
-                        sums[key] = sums.get(key, 0.0) + value.item()
                     step += 1
                     bar.update(1)
-                    bar.set_postfix({k: f"{v / step:.4f}" for k, v in sums.items()})
+                    bar.set_postfix({k: f"{v / max(step - skipped, 1):.4f}" for k, v in sums.items()})
                     if step >= steps:
                         break
             bar.close()
-            record = {"epoch": self.epoch + 1, **{k: v / steps for k, v in sums.items()}}
+            record = {"epoch": self.epoch + 1, **{k: v / max(steps - skipped, 1) for k, v in sums.items()}}
+            if skipped:
+                record["skipped_steps"] = skipped
             record["images_per_s"] = round(steps * config.batch_size / (time.perf_counter() - start), 1)
             record.update(validate(self.model, loss_fn, val_loader, self.device, self.dtype))
             record["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -326,6 +384,8 @@ def train(config: TrainConfig, run_dir: str | Path, output: str | Path | None = 
     loss_fn = build_loss(config, trainer.device)
     trainer.fit(train_set, val_set, loss_fn, on_epoch=lambda r: tqdm.write(format_record(r)))
     output = Path(output) if output else Path(run_dir) / f"{config.name}.pt"
+    if hasattr(trainer.model, "round_to_half"):
+        trainer.model.cpu().round_to_half()
     return save_checkpoint(
         trainer.model.cpu(), output, config.name, config=asdict(config), data=data_info,
         history=trainer.history, device=describe_device(trainer.device), seconds=round(trainer.seconds, 1),

@@ -1,4 +1,4 @@
-"""Face-recognition and rate-distortion scores: the paper's 1-NN identification, LFW's 10-fold pairs protocol, ROC AUC, BD-rate."""
+"""Face-verification scores: the paper's 1-NN identification, LFW's 10-fold pairs protocol, ROC AUC."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.interpolate import PchipInterpolator
 from tqdm.auto import tqdm
 
 from facelab.errors import FacelabError
@@ -187,40 +186,3 @@ def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
     average_ranks = (ends - (counts - 1) / 2.0)[inverse]
     u = average_ranks[same].sum() - positives * (positives + 1) / 2.0
     return float(u / (positives * negatives))
-
-
-def _monotone_curve(rate: np.ndarray, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The points of a rate curve that raise quality over every cheaper point, sorted by quality."""
-    order = np.argsort(rate, kind="stable")
-    best_before = np.concatenate(([-np.inf], np.maximum.accumulate(metric[order])[:-1]))
-    kept = order[metric[order] > best_before]
-    return metric[kept], np.log(rate[kept])
-
-
-def bd_rate(rate_anchor, metric_anchor, rate_test, metric_test) -> float:
-    """Bjøntegaard delta rate in %: the test codec's average bitrate change at equal quality.
-
-    log(rate) is interpolated as a function of the metric (PSNR, MS-SSIM in dB, cosine, ...) with a piecewise
-    cubic Hermite (PCHIP) curve through each codec's points, not VCEG-M33's single cubic, which swings wildly
-    where a metric saturates (cosine near 1); both are integrated over the metric interval the curves share and
-    exp(mean difference) - 1 is returned in percent: negative means the test codec saves bits. Points that cost
-    more bits for no better quality are dropped. Each curve needs at least 4 points.
-    """
-    curves = []
-    for name, rate, metric in (("anchor", rate_anchor, metric_anchor), ("test", rate_test, metric_test)):
-        rate = np.asarray(rate, dtype=np.float64).ravel()
-        metric = np.asarray(metric, dtype=np.float64).ravel()
-        if rate.shape != metric.shape or len(rate) < 4:
-            raise FacelabError(f"BD-rate: the {name} curve needs at least 4 (rate, metric) points of equal count")
-        if np.any(rate <= 0) or not np.all(np.isfinite(metric)):
-            raise FacelabError(f"BD-rate: the {name} curve needs positive rates and finite metrics")
-        curve = _monotone_curve(rate, metric)
-        if len(curve[0]) < 2:
-            raise FacelabError(f"BD-rate: the {name} curve needs at least 2 points whose quality rises with rate")
-        curves.append(curve)
-    low = max(metric.min() for metric, _ in curves)
-    high = min(metric.max() for metric, _ in curves)
-    if not high > low:
-        raise FacelabError("BD-rate: the two curves do not overlap in quality")
-    anchor, test = (PchipInterpolator(metric, log_rate).integrate(low, high) for metric, log_rate in curves)
-    return float((np.exp((test - anchor) / (high - low)) - 1.0) * 100.0)

@@ -17,33 +17,13 @@ from typing import Any
 
 import torch
 
+from facelab.catalog import DEFAULT_MODEL, SHIPPED, SHIPPED_DIR
 from facelab.errors import ModelError
 from facelab.image_io import atomic_write
 from facelab.model import FaceCodecNet
 
 FORMAT = "facelab-checkpoint"
 FORMAT_VERSION = 1
-SHIPPED_DIR = Path(__file__).parent / "weights"
-SHIPPED = {
-    "natural": "phase 1: natural-image pretraining, L1 + (1 - MS-SSIM)",
-    "face-base": "phase 2a: pixel-only (L2) training on CelebA faces at 112x96, the start of every face model",
-    "face": "phase 2b, the paper's recipe: a*L2(pixels) + b*L2(FaceNet embeddings), a = b = 1, Adam with weight decay",
-    "face-pixel": "the paper's ablation: the same fine-tuning without the face loss (b = 0)",
-    "face-adamw": "'face' with the weight decay decoupled from Adam's gradient (AdamW)",
-    "face-pixel-adamw": "'face-pixel' with the weight decay decoupled (AdamW)",
-    "face-b0": "loss-balance sweep: pixels only (b = 0), AdamW with a decaying rate",
-    "face-a1": "loss-balance sweep: 1 * L2(pixels) + 1 * L2(FaceNet embeddings)",
-    "face-a10": "loss-balance sweep: 10 * L2(pixels) + 1 * L2(FaceNet embeddings)",
-    "face-a100": "loss-balance sweep: 100 * L2(pixels) + 1 * L2(FaceNet embeddings)",
-    "face-a1000": "loss-balance sweep: 1000 * L2(pixels) + 1 * L2(FaceNet embeddings)",
-}
-DEFAULT_MODEL = "face-a100"
-"""The model `compress` uses unless told otherwise, chosen from the loss-balance sweep (lesson 04): with the
-pixel loss weighted 100 times, the face loss keeps 80% of the paper's a = b = 1 gain in FaceNet similarity
-over pixels-only training (cosine 0.910 against 0.912 and 0.900 on held-out faces) for 0.18 dB of PSNR
-instead of 0.76 dB (facelab/weights/sweep.json)."""
-
-
 def weights_hash(model: torch.nn.Module) -> str:
     """A short SHA-256 over the model's parameters and buffers, in name order."""
     digest = hashlib.sha256()
@@ -68,13 +48,23 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(model: FaceCodecNet, path: str | os.PathLike, name: str, **info: Any) -> Path:
-    """Write a checkpoint atomically, with its tensors' SHA-256; `info` holds config, data counts, history."""
+def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, name: str, **info: Any) -> Path:
+    """Write a checkpoint atomically, with its tensors' SHA-256; `info` holds config, data counts, history.
+
+    A hyperprior's parameters are stored in half precision (`HyperpriorNet.round_to_half` made them exact there),
+    which halves the shipped size; its buffers (the coder's tables) and the paper's model are stored as they are.
+    """
+    family = getattr(model, "family", "binary")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if family == "hyperprior":
+        parameters = {name for name, _ in model.named_parameters()}
+        state = {k: v.half() if k in parameters else v for k, v in state.items()}
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "name": name,
+        "family": family,
+        "channels": list(getattr(model, "channels", ())),
         "bits": model.bits,
         "state_dict": state,
         "sha256": state_sha256(state),
@@ -129,17 +119,34 @@ def named_model(name: str, device: str | torch.device = "cpu") -> FaceCodecNet:
     return load_model(name, device)
 
 
-def load_model(spec: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu") -> FaceCodecNet:
-    """Build a `FaceCodecNet` in eval mode from a shipped name, a checkpoint path, or 'untrained'."""
+def build_from(payload: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """An empty model of the checkpoint's family and sizes, and its state in fp32."""
+    state = payload["state_dict"]
+    if payload.get("family", "binary") == "hyperprior":
+        from facelab.hyperprior import HyperpriorNet
+
+        channels = payload.get("channels")
+        if not (isinstance(channels, list) and len(channels) == 2 and all(isinstance(c, int) and 0 < c <= 1024
+                                                                          for c in channels)):
+            raise ModelError(f"the checkpoint's hyperprior channels {channels!r} are not two sizes")
+        return HyperpriorNet(tuple(channels)), {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}
+    if payload.get("family", "binary") != "binary":
+        raise ModelError(f"unknown model family {payload.get('family')!r}: upgrade facelab")
+    return FaceCodecNet(bits=payload.get("bits", 128)), state
+
+
+def load_model(spec: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Build a model in eval mode from a shipped name, a checkpoint path, or 'untrained': the paper's `FaceCodecNet`
+    or, for a checkpoint of the 'hyperprior' family, a `facelab.hyperprior.HyperpriorNet`."""
     if str(spec) == "untrained":
         torch.manual_seed(0)
         model = FaceCodecNet()
         model.name = "untrained"
         return model.eval().to(device)
     payload = read_checkpoint(resolve(spec))
-    model = FaceCodecNet(bits=payload.get("bits", 128))
+    model, state = build_from(payload)
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
         raise ModelError(f"{spec}: weights do not fit the facelab model ({str(exc).splitlines()[0]})") from None
     model.name = payload["name"]

@@ -344,3 +344,32 @@ def paper_figure3(image: np.ndarray, model: FaceCodecNet, jpeg_quality: int = 80
     axes[4].axis("off")
     figure.tight_layout()
     return Drawing(figure, values)
+
+
+def hyperprior_at_rate(rate: int, face_loss: int, image: np.ndarray, coded: Mapping[str, tuple[int, np.ndarray]],
+                       codecs: Sequence[str] = ("jpeg", "webp", "avif")) -> Drawing:
+    """Lesson 07's sliders: one face through the shipped hyperprior at `rate` (1-4), trained with the face loss
+    (`face_loss` = 1) or without (0), beside each classic codec at the same file size or less.
+
+    `coded` maps each hyperprior model's name to (file bytes, reconstruction) of `image`; values are per method:
+    bpp from the real file, PSNR.
+    """
+    from facelab import baselines
+
+    name = f"hp-{rate}" if face_loss else f"hp-{rate}-pixel"
+    if name not in coded:
+        raise ValueError(f"no coded face for {name!r}: have {', '.join(coded)}")
+    size, reconstruction = coded[name]
+    pixels = image.shape[0] * image.shape[1]
+    bpp = 8 * size / pixels
+    values = {name: {"bpp": bpp, "bytes": size, "psnr": psnr(image, reconstruction)}}
+    shown = {"original": image, f"{name}\n{bpp:.3f} bpp, {values[name]['psnr']:.2f} dB": reconstruction}
+    for codec_name in codecs:
+        encoded = baselines.find_close(image, codec_name, bpp)
+        decoded = baselines.decode(encoded.data, codec_name)
+        values[codec_name] = {"bpp": encoded.bpp, "bytes": len(encoded.data), "psnr": psnr(image, decoded)}
+        shown[f"{codec_name} q={encoded.quality:g}\n{encoded.bpp:.3f} bpp, {values[codec_name]['psnr']:.2f} dB"] = decoded
+    loss = "with the face loss" if face_loss else "pixels only"
+    figure = image_row(shown, title=f"scale hyperprior, rate {rate} of 4, {loss}; each codec at <= its file size",
+                       size=2.4)
+    return Drawing(figure, values)

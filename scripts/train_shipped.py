@@ -5,7 +5,8 @@
     python scripts/train_shipped.py --device cuda --scale 4   # a GPU: four times the steps of every run
 
 The chain: natural -> face-base -> the paper's phase 2 (face, face-pixel and their -adamw twins) and the
-loss-balance sweep (face-b0, face-a1 ... face-a1000). Each run resumes from its run folder (runs/shipped/<name>/)
+loss-balance sweep (face-b0, face-a1 ... face-a1000); then lesson 07's scale hyperprior: hp-natural -> hp-base ->
+hp-1 ... hp-4 and their pixels-only twins hp-1-pixel ... hp-4-pixel (these need CompressAI, a dependency). Each run resumes from its run folder (runs/shipped/<name>/)
 when interrupted, and each installed checkpoint records its configuration, data, history, device and time.
 """
 
@@ -32,8 +33,9 @@ def main() -> None:
     for name, recipe in RECIPES.items():
         if args.only and name not in args.only:
             continue
-        steps = round(recipe["steps_per_epoch"] * args.scale)
-        config = make_config(name, device=args.device, data_root=args.data_root, steps_per_epoch=steps)
+        scaled = ({"steps_per_epoch": round(recipe["steps_per_epoch"] * args.scale)} if "steps_per_epoch" in recipe
+                  else {"epochs": round(recipe["epochs"] * args.scale)})  # `natural` runs whole passes over its data
+        config = make_config(name, device=args.device, data_root=args.data_root, **scaled)
         checkpoint = train(config, args.runs / name)
         shutil.copyfile(checkpoint, SHIPPED_DIR / f"{name}.pt")
         print(f"installed {SHIPPED_DIR / f'{name}.pt'}")

@@ -164,3 +164,15 @@ def test_python_dash_m_facelab_is_the_command(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "facelab", "info", str(tmp_path / "missing.xz")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and result.stderr.startswith("facelab: error:") and "missing.xz" in result.stderr
+
+
+def test_info_starts_without_the_torch_stack(tmp_path: Path, face_png: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "face.xz"
+    assert main(["compress", str(face_png), str(out), "--model", "untrained"]) == 0
+    probe = ("import sys; from facelab.cli import main; code = main(['info', sys.argv[1]]); "
+             "print('loaded:', sorted(m for m in ('torch', 'facenet_pytorch', 'scipy', 'matplotlib') if m in sys.modules))")
+    shown = subprocess.run([sys.executable, "-c", probe, str(out)], capture_output=True, text=True, check=True).stdout
+    assert "facelab xz file" in shown and "loaded: []" in shown

@@ -7,27 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import Dataset
 
 from facelab.model import FaceCodecNet
 from facelab.recipes import RECIPES
 from facelab.train import ResumeError, Trainer, cosine_factor, gradient_scales, make_config, train
 from facelab.weights import SHIPPED, load_model, read_checkpoint, resolve, save_checkpoint
+from synthetic import SmoothImages
 
 
-class Patches(Dataset):
+def Patches(count: int, seed: int) -> SmoothImages:
     """Smooth random 32x32 images: learnable by the tiny model in a few steps."""
-
-    def __init__(self, count: int, seed: int) -> None:
-        generator = torch.Generator().manual_seed(seed)
-        coarse = torch.rand(count, 3, 4, 4, generator=generator)
-        self.images = torch.nn.functional.interpolate(coarse, size=32, mode="bilinear", align_corners=False)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
+    return SmoothImages(count, seed, (32, 32))
 
 
 class L1(torch.nn.Module):
@@ -193,3 +183,26 @@ def test_gradient_scales_compare_each_loss_part_with_the_decay_term() -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     gradient_scales(model, L1(), batch, torch.device("cpu"), weight_decay=1e-3)
     assert not model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+class NaNOnFirstBatch(L1):
+    """L1, except that the very first batch's loss is NaN (an overflow)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.calls += 1
+        parts = super().forward(x_hat, x)
+        if self.calls == 1:
+            parts = {key: value * float("nan") for key, value in parts.items()}
+        return parts
+
+
+def test_a_non_finite_loss_skips_its_step_instead_of_poisoning_the_weights(tmp_path: Path) -> None:
+    trainer = Trainer(config(2), tmp_path)
+    history = trainer.fit(Patches(32, 0), Patches(8, 1), NaNOnFirstBatch())
+    assert history[0]["skipped_steps"] == 1 and "skipped_steps" not in history[1]
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert all(torch.isfinite(torch.tensor(r["total"])) and r["val_total"] == r["val_total"] for r in history)

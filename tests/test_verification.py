@@ -1,4 +1,4 @@
-"""facelab.verification: 1-NN identification, the LFW pairs protocol, ROC AUC and BD-rate, on cases with known answers."""
+"""facelab.verification (1-NN identification, the LFW pairs protocol, ROC AUC) and facelab.bdrate, on known answers."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import facelab.verification as verification
+from facelab.bdrate import bd_rate
 from facelab.errors import FacelabError
 from facelab.verification import (
-    bd_rate,
     best_threshold,
     nearest_neighbour,
     nearest_neighbour_accuracy,

@@ -186,3 +186,31 @@ def test_paper_figure3_compares_real_files_at_equal_rate(model, face) -> None:
     equal = values[names[1]]
     assert names[1].startswith("JPEG q") and "equal bpp" in names[1]
     assert equal["bpp"] <= values["facelab"]["bpp"] or names[1] == "JPEG q1 (equal bpp)"
+
+
+def test_hyperprior_at_rate_shows_the_chosen_model_and_codecs_at_its_size(face) -> None:
+    from facelab.hyperprior import HyperpriorNet
+
+    coded = {}
+    for name in ("hp-1", "hp-1-pixel"):
+        model = HyperpriorNet((16, 24))
+        model.name = name
+        model.round_to_half()
+        data = codec.compress(face, model.eval())
+        coded[name] = (len(data), codec.decompress(data, model))
+    values = widgets.hyperprior_at_rate(1, 0, face, coded, codecs=("webp", "avif")).values
+    assert list(values) == ["hp-1-pixel", "webp", "avif"]
+    size, reconstruction = coded["hp-1-pixel"]
+    assert values["hp-1-pixel"]["bpp"] == pytest.approx(8 * size / (40 * 48))
+    assert values["hp-1-pixel"]["psnr"] == pytest.approx(psnr(face, reconstruction))
+    for name in ("webp", "avif"):
+        assert values[name]["bytes"] <= size or values[name]["bytes"] == min_size(face, name)
+    with pytest.raises(ValueError, match="no coded face"):
+        widgets.hyperprior_at_rate(3, 1, face, coded)
+
+
+def min_size(image: np.ndarray, name: str) -> int:
+    """The smallest file a codec makes of `image` (find_close returns it when the target is below it)."""
+    from facelab import baselines
+
+    return len(baselines.find_close(image, name, 1e-6).data)

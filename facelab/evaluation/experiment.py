@@ -11,6 +11,7 @@ import torch
 
 from facelab import __version__
 from facelab.baselines import CODECS
+from facelab.bitstream import coders_for
 from facelab.data import lfw_aligned
 from facelab.errors import FacelabError, ModelError
 from facelab.evaluation.context import RunContext, resolve_precision
@@ -86,9 +87,15 @@ def choose_threads(requested: int | None) -> int:
     return cores if load < 0.5 else max(1, cores - max(1, round(load)))
 
 
-def model_label(spec: str, model: torch.nn.Module) -> str:
+def model_label(spec: str) -> str:
     """A model's row name: the shipped name or 'untrained' as given, else the checkpoint file's stem."""
     return spec if spec in SHIPPED or spec == "untrained" else Path(spec).stem
+
+
+def hyperprior_curve(model: torch.nn.Module) -> str:
+    """The curve a hyperprior model is a point of: one curve per loss, its points the models' rates."""
+    trained_with_face_loss = getattr(model, "checkpoint", {}).get("config", {}).get("b", 0) > 0
+    return "hyperprior + face loss" if trained_with_face_loss else "hyperprior, pixels only"
 
 
 def extra_checkpoints() -> list[Path]:
@@ -114,7 +121,7 @@ def _load_set(config: EvaluationConfig) -> EvalSet:
 
 
 @dataclass
-class _Session:
+class EvaluationRun:
     """One evaluation under way: its config, context, evaluated set, its seeded order and the originals' data."""
 
     config: EvaluationConfig
@@ -134,7 +141,8 @@ class _Session:
         original["method"] = originals_name(self.evalset.view)
         table1, table2 = {}, [original]
         everything = list(range(len(self.evalset.images)))
-        methods = [(FacelabMethod(model, 1.0, label), "xz") for label, model in models.items()]
+        methods = [(method, method.coders[0]) for method in (FacelabMethod(model, 1.0, label)
+                                                             for label, model in models.items())]
         methods += [(CodecMethod("jpeg", quality), "jpeg") for quality in self.config.jpeg_qualities]
         for method, coder in methods:
             result = self.run(method)
@@ -158,15 +166,17 @@ class _Session:
             curve_models[path.stem] = load_model(path, self.context.device)
         points = []
         for label, model in curve_models.items():
-            for scale in self.config.scales if label in models else (1.0,):
+            hyperprior = getattr(model, "family", "binary") == "hyperprior"
+            for scale in self.config.scales if label in models and not hyperprior else (1.0,):
                 method = FacelabMethod(model, scale, label)
                 result = self.run(method, subset, originals)
-                for coder in self.config.coders:
-                    if coder != "xz":
+                usable = coders_for(getattr(model, "family", "binary"))
+                for coder in [c for c in self.config.coders if c in usable] or method.coders:
+                    if coder != method.coders[0]:
                         result.sizes[coder] = coded_sizes(method, coder, subset.images, self.context)
                     row = score(result, coder, originals, subset)
-                    points.append({**row, "method": f"{method.name} ({coder})",
-                                   "curve": f"facelab {method.label} ({coder})", "scale": scale})
+                    curve = hyperprior_curve(model) if hyperprior else f"facelab {method.label} ({coder})"
+                    points.append({**row, "method": f"{method.name} ({coder})", "curve": curve, "scale": scale})
         for codec, qualities in self.config.curve_qualities.items():
             for quality in qualities:
                 row = score(self.run(CodecMethod(codec, quality), subset, originals), codec, originals, subset)
@@ -174,15 +184,16 @@ class _Session:
         return points
 
     def equal_rate(self, label: str, model: FaceCodecNet) -> list[dict]:
-        """The reference model's row, then each codec coding every image at that image's .xz bpp."""
+        """The reference model's row, then each codec coding every image at that image's bpp (its first coder's)."""
         subset, index, originals = self.curve_subset()
         reference = FacelabMethod(model, 1.0, label)
+        coder = reference.coders[0]
         result = self.run(reference, subset, originals)
-        bpp = 8.0 * result.sizes["xz"] / (originals.heights * originals.widths)
+        bpp = 8.0 * result.sizes[coder] / (originals.heights * originals.widths)
         targets = {image.key: float(value) for image, value in zip(subset.images, bpp)}
-        rows = [score(result, "xz", originals, subset)]
+        rows = [score(result, coder, originals, subset)]
         for codec in self.config.equal_rate:
-            method = EqualRateMethod(codec, targets, label, {**reference.cache_key, "coder": "xz"})
+            method = EqualRateMethod(codec, targets, label, {**reference.cache_key, "coder": coder})
             coded = self.run(method, subset, originals)
             rows.append(score(coded, codec, originals, subset))
             self.per_image.append((method.name, coded, codec, index))
@@ -215,8 +226,8 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         models = {}
         for spec in config.models:
             model = load_model(spec, device)
-            models[model_label(spec, model)] = model
-    session = _Session(config, context, evalset, order, compute_originals(evalset.images, context))
+            models[model_label(spec)] = model
+    session = EvaluationRun(config, context, evalset, order, compute_originals(evalset.images, context))
     table1, table2 = session.paper_tables(models)
     curve_set, _, curve_originals = session.curve_subset()
     curve_points = session.curves(models) if config.curves else []

@@ -1,10 +1,11 @@
 """What is evaluated: an image in, the real compressed sizes and the reconstruction out.
 
-- `FacelabMethod`: a facelab model. Its models are fixed-rate (128 bits per 8x8 block before entropy
-  coding), so its operating points come from coding a smaller copy: downscale by `scale` (Pillow bicubic,
+- `FacelabMethod`: a facelab model. The paper's models are fixed-rate (128 bits per 8x8 block before entropy
+  coding), so their operating points come from coding a smaller copy: downscale by `scale` (Pillow bicubic,
   antialiased), compress, decompress, upscale back (bicubic) to the original size; bpp is always counted over
-  the ORIGINAL pixel count. Both entropy coders give the same reconstruction, so the method reconstructs
-  through the paper's `.xz` and `size(image, 'context')` gives the size under facelab's arithmetic coder.
+  the ORIGINAL pixel count. Both of their entropy coders give the same reconstruction, so the method reconstructs
+  through the model's first coder (the paper's `.xz`) and `size(image, 'context')` gives the size under
+  facelab's arithmetic coder. A hyperprior model (lesson 07) codes with its own range coder at one rate per model.
 - `CodecMethod`: a classic codec (JPEG, WebP, JPEG 2000, AVIF) at one quality setting.
 - `EqualRateMethod`: a classic codec at each image's own target bpp (`baselines.find_close`): the largest
   file at or under the target, e.g. that image's facelab bpp.
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from facelab import baselines, codec
+from facelab.bitstream import coders_for
 from facelab.model import FaceCodecNet
 from facelab.weights import model_id
 
@@ -57,18 +59,19 @@ class Method:
 
 @dataclass
 class FacelabMethod(Method):
-    """A facelab model at one scale; its reconstruction and `.xz` size, and the size under any other coder."""
+    """A facelab model at one scale; its reconstruction and size under its first coder, and the size under others."""
 
     model: FaceCodecNet
     scale: float = 1.0
     label: str = ""
     family: str = "facelab"
-    coders: tuple[str, ...] = ("xz",)
+    coders: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.scale <= 1:
             raise ValueError(f"scale must be in (0, 1], got {self.scale}")
         self.label = self.label or getattr(self.model, "name", "untrained")
+        self.coders = coders_for(getattr(self.model, "family", "binary"))[:1]
         self.name = self.label if self.scale == 1 else f"{self.label} @{self.scale:g}"
 
     @property
@@ -81,12 +84,12 @@ class FacelabMethod(Method):
         return resize(image, max(1, round(height * self.scale)), max(1, round(width * self.scale)))
 
     def code(self, image: np.ndarray, key: str) -> Coded:
-        data = codec.compress(self.shrink(image), self.model, coder="xz")
+        data = codec.compress(self.shrink(image), self.model, coder=self.coders[0])
         reconstruction = codec.decompress(data, self.model)
-        return Coded({"xz": len(data)}, resize(reconstruction, *image.shape[:2]), self.scale)
+        return Coded({self.coders[0]: len(data)}, resize(reconstruction, *image.shape[:2]), self.scale)
 
     def size(self, image: np.ndarray, coder: str) -> int:
-        """Bytes of `image` coded with `coder` ('xz' or 'context'): the reconstruction is the same for both."""
+        """Bytes of `image` coded with another of its coders ('context'): the reconstruction is the same."""
         return len(codec.compress(self.shrink(image), self.model, coder=coder))
 
 

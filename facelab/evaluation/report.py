@@ -9,13 +9,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from facelab.bitstream import CODERS
 from facelab.evaluation.paper import LFW_IMAGES, PAPER_TABLE1, PAPER_TABLE2
 from facelab.image_io import atomic_write
 
 PROTOCOL = """## How these numbers are made
 
-- **bpp** = 8 x bytes of the real compressed file / pixels of the ORIGINAL image (facelab: the `.xz` file
-  `facelab.codec.compress` writes; codecs: Pillow's file). **MB** = total bytes / 10^6 (the paper does not say
+- **bpp** = 8 x bytes of the real compressed file / pixels of the ORIGINAL image (facelab: the file
+  `facelab.codec.compress` writes, `.xz` for the paper's models and `.flh` for a hyperprior; codecs: Pillow's file). **MB** = total bytes / 10^6 (the paper does not say
   whether its MB are 10^6 or 2^20 bytes).
 - **Compression ratio**: the paper's 5.89 at 0.76 bpp matches neither 24 / bpp nor the LFW JPEG files, so both
   are given: raw 24-bit RGB size / file size, and original JPEG file size / file size.
@@ -100,7 +101,7 @@ def originals_name(view: str | None) -> str:
 def table1(model: str, row: dict, view: str | None = "250x250") -> Table:
     """Table 1 for one model: bpp, both compression ratios, PSNR, MS-SSIM as average / max / min, and the paper's."""
     paper = PAPER_TABLE1 if model == "face" else {}
-    lines = [("bpp (.xz files)", "bpp", "bpp"),
+    lines = [(f"bpp ({CODERS[row.get('coder', 'xz')].suffix} files)", "bpp", "bpp"),
              ("compression ratio vs raw 24-bit RGB", "ratio_raw", None),
              (f"compression ratio vs {ORIGINALS.get(view, ORIGINALS[None])[1]}", "ratio_file", None),
              ("compression ratio (paper's, definition not given)", None, "compression_ratio"),

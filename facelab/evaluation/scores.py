@@ -16,13 +16,13 @@ import math
 
 import numpy as np
 
+from facelab.bdrate import bd_rate
 from facelab.errors import FacelabError
 from facelab.evaluation.originals import Originals
 from facelab.evaluation.runner import MethodResult
 from facelab.evaluation.selection import EvalSet
 from facelab.metrics import summary
-from facelab.verification import bd_rate, nearest_neighbour, pairs_accuracy
-
+from facelab.verification import nearest_neighbour, pairs_accuracy
 
 BD_METRICS = {"PSNR": "psnr", "MS-SSIM dB": "ms_ssim_db", "cosine": "cosine"}
 """Quality measures BD-rate is computed over (MS-SSIM in dB: -10 log10(1 - MS-SSIM))."""
@@ -71,7 +71,7 @@ def score(result: MethodResult, coder: str, originals: Originals, evalset: EvalS
     sizes = result.sizes[coder]
     pixels = originals.heights * originals.widths
     bpp = 8.0 * sizes / pixels
-    name = result.name if coder in ("xz", result.family, "file") else f"{result.name} ({coder})"
+    name = result.name if coder in ("xz", "hyperprior", result.family, "file") else f"{result.name} ({coder})"
     return {
         "method": name,
         "family": result.family,
@@ -92,12 +92,13 @@ def score(result: MethodResult, coder: str, originals: Originals, evalset: EvalS
     }
 
 
-def bd_rates(points: list[dict]) -> list[dict]:
-    """BD-rate of every curve against the JPEG curve, per BD_METRICS entry (None where the curves do not overlap)."""
+def bd_rates(points: list[dict], anchor: str = "jpeg") -> list[dict]:
+    """BD-rate of every curve against the `anchor` curve (JPEG's by default), per BD_METRICS entry (None where the
+    curves do not overlap). Negative: the curve needs that many percent fewer bits for the same quality."""
     curves: dict[str, list[dict]] = {}
     for point in points:
         curves.setdefault(point["curve"], []).append(point)
-    if "jpeg" not in curves:
+    if anchor not in curves:
         return []
 
     def series(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -112,12 +113,12 @@ def bd_rates(points: list[dict]) -> list[dict]:
 
     entries = []
     for name, rows in curves.items():
-        if name == "jpeg":
+        if name == anchor:
             continue
         values = {}
         for label, metric in BD_METRICS.items():
             try:
-                values[label] = bd_rate(*series(curves["jpeg"], metric), *series(rows, metric))
+                values[label] = bd_rate(*series(curves[anchor], metric), *series(rows, metric))
             except FacelabError:
                 values[label] = None
         entries.append({"curve": name, "bd_rate": values})
