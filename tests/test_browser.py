@@ -217,8 +217,8 @@ def smoke_copy(path: Path, folder: Path, data_root: Path, last_cell: int | None 
     notebook = nbformat.read(path, as_version=4)
     if last_cell is not None:
         notebook.cells = notebook.cells[:last_cell + 1]
-    cell = notebook.cells[0]
-    assert "parameters" in cell.metadata.get("tags", []), f"{path.name}: the first cell is not tagged parameters"
+    cell = next((c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), None)
+    assert cell is not None, f"{path.name}: no cell is tagged parameters"
     assert notebook.metadata.get("kernelspec", {}).get("name") == course.KERNEL
     work = folder / f"{path.stem}-work"
     overrides = {"SMOKE": True, "INTERACTIVE": True, "DATA_ROOT": str(data_root),
