@@ -43,6 +43,11 @@ that trains about 2.3x faster on a CPU and ships at 2.5 MB in half precision, fo
 
 _LENGTH = struct.Struct(">I")
 
+SHARED_TABLES = tuple(f"gaussian_conditional.{name}" for name in ("_offset", "_quantized_cdf", "_cdf_length",
+                                                                   "scale_table"))
+"""The Gaussian coder's tables: made from CompressAI's fixed scale table alone, the same for every model (0.8 MB),
+so checkpoints leave them out and `shared_tables` rebuilds them."""
+
 
 class RateOutput(NamedTuple):
     """A training forward pass: the reconstruction, the estimated rate and CompressAI's auxiliary loss."""
@@ -73,6 +78,15 @@ def hyper_shape(height: int, width: int) -> tuple[int, int]:
     """(h, w) of the side information z of a height x width image."""
     y_h, y_w = latent_shape(height, width)
     return math.ceil(y_h / HYPER_BLOCK), math.ceil(y_w / HYPER_BLOCK)
+
+
+def shared_tables() -> dict[str, Tensor]:
+    """The SHARED_TABLES buffers, built as `update` builds them for a trained model."""
+    from compressai.models.google import get_scale_table
+
+    model = ScaleHyperprior(1, 1)
+    model.gaussian_conditional.update_scale_table(get_scale_table(), force=True)
+    return {key: value for key, value in model.state_dict().items() if key in SHARED_TABLES}
 
 
 class HyperpriorNet(ScaleHyperprior):

@@ -52,13 +52,16 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, name: str, 
     """Write a checkpoint atomically, with its tensors' SHA-256; `info` holds config, data counts, history.
 
     A hyperprior's parameters are stored in half precision (`HyperpriorNet.round_to_half` made them exact there),
-    which halves the shipped size; its buffers (the coder's tables) and the paper's model are stored as they are.
+    which halves the shipped size, and without the Gaussian coder's tables, which are the same for every model
+    (`facelab.hyperprior.SHARED_TABLES`); its other buffers and the paper's model are stored as they are.
     """
     family = getattr(model, "family", "binary")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if family == "hyperprior":
+        from facelab.hyperprior import SHARED_TABLES
+
         parameters = {name for name, _ in model.named_parameters()}
-        state = {k: v.half() if k in parameters else v for k, v in state.items()}
+        state = {k: v.half() if k in parameters else v for k, v in state.items() if k not in SHARED_TABLES}
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -123,13 +126,14 @@ def build_from(payload: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, torc
     """An empty model of the checkpoint's family and sizes, and its state in fp32."""
     state = payload["state_dict"]
     if payload.get("family", "binary") == "hyperprior":
-        from facelab.hyperprior import HyperpriorNet
+        from facelab.hyperprior import HyperpriorNet, shared_tables
 
         channels = payload.get("channels")
         if not (isinstance(channels, list) and len(channels) == 2 and all(isinstance(c, int) and 0 < c <= 1024
                                                                           for c in channels)):
             raise ModelError(f"the checkpoint's hyperprior channels {channels!r} are not two sizes")
-        return HyperpriorNet(tuple(channels)), {k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}
+        state = {**{k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}, **shared_tables()}
+        return HyperpriorNet(tuple(channels)), state
     if payload.get("family", "binary") != "binary":
         raise ModelError(f"unknown model family {payload.get('family')!r}: upgrade facelab")
     return FaceCodecNet(bits=payload.get("bits", 128)), state

@@ -298,9 +298,18 @@ def codecs_at_rate(image: np.ndarray, bpp: float, codecs: Sequence[str] | None =
     Each codec's quality is searched with `facelab.baselines.find_close`; values are per codec.
     """
     from facelab import baselines
+
+    shown, values = codecs_under(image, bpp, list(codecs or baselines.CODECS))
+    figure = image_row({"original": image, **shown}, title=f"every codec at <= {bpp:.3f} bpp", size=2.6)
+    return Drawing(figure, values)
+
+
+def codecs_under(image: np.ndarray, bpp: float, codecs: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Each classic codec's largest file of `image` at or under `bpp` (`baselines.find_close`): the decoded images
+    titled with quality, bpp and PSNR, and per codec its bpp, quality, bytes, PSNR and MS-SSIM."""
+    from facelab import baselines
     from facelab.metrics import ms_ssim
 
-    codecs = list(codecs or baselines.CODECS)
     shown, values = {}, {}
     for name in codecs:
         encoded = baselines.find_close(image, name, bpp)
@@ -308,8 +317,7 @@ def codecs_at_rate(image: np.ndarray, bpp: float, codecs: Sequence[str] | None =
         values[name] = {"bpp": encoded.bpp, "quality": encoded.quality, "bytes": len(encoded.data),
                         "psnr": psnr(image, decoded), "ms_ssim": ms_ssim(image, decoded)}
         shown[f"{name} q={encoded.quality:g}\n{encoded.bpp:.3f} bpp, {values[name]['psnr']:.2f} dB"] = decoded
-    figure = image_row({"original": image, **shown}, title=f"every codec at <= {bpp:.3f} bpp", size=2.6)
-    return Drawing(figure, values)
+    return shown, values
 
 
 def paper_figure3(image: np.ndarray, model: FaceCodecNet, jpeg_quality: int = 80) -> Drawing:
@@ -352,10 +360,8 @@ def hyperprior_at_rate(rate: int, face_loss: int, image: np.ndarray, coded: Mapp
     (`face_loss` = 1) or without (0), beside each classic codec at the same file size or less.
 
     `coded` maps each hyperprior model's name to (file bytes, reconstruction) of `image`; values are per method:
-    bpp from the real file, PSNR.
+    bpp from the real file, bytes, PSNR (and each codec's quality and MS-SSIM).
     """
-    from facelab import baselines
-
     name = f"hp-{rate}" if face_loss else f"hp-{rate}-pixel"
     if name not in coded:
         raise ValueError(f"no coded face for {name!r}: have {', '.join(coded)}")
@@ -363,12 +369,9 @@ def hyperprior_at_rate(rate: int, face_loss: int, image: np.ndarray, coded: Mapp
     pixels = image.shape[0] * image.shape[1]
     bpp = 8 * size / pixels
     values = {name: {"bpp": bpp, "bytes": size, "psnr": psnr(image, reconstruction)}}
-    shown = {"original": image, f"{name}\n{bpp:.3f} bpp, {values[name]['psnr']:.2f} dB": reconstruction}
-    for codec_name in codecs:
-        encoded = baselines.find_close(image, codec_name, bpp)
-        decoded = baselines.decode(encoded.data, codec_name)
-        values[codec_name] = {"bpp": encoded.bpp, "bytes": len(encoded.data), "psnr": psnr(image, decoded)}
-        shown[f"{codec_name} q={encoded.quality:g}\n{encoded.bpp:.3f} bpp, {values[codec_name]['psnr']:.2f} dB"] = decoded
+    shown, codec_values = codecs_under(image, bpp, codecs)
+    shown = {"original": image, f"{name}\n{bpp:.3f} bpp, {values[name]['psnr']:.2f} dB": reconstruction, **shown}
+    values.update(codec_values)
     loss = "with the face loss" if face_loss else "pixels only"
     figure = image_row(shown, title=f"scale hyperprior, rate {rate} of 4, {loss}; each codec at <= its file size",
                        size=2.4)

@@ -101,7 +101,7 @@ def test_half_precision_checkpoint_loads_the_same_model(tmp_path: Path) -> None:
     stored = read_checkpoint(path)["state_dict"]
     parameters = dict(model.named_parameters())
     assert all(stored[name].dtype == torch.float16 for name in parameters)
-    assert stored["gaussian_conditional._quantized_cdf"].dtype == torch.int32, "the coder's tables stay exact"
+    assert stored["entropy_bottleneck._quantized_cdf"].dtype == torch.int32, "the coder's tables stay exact"
 
 
 def test_trainer_lowers_rate_plus_distortion_and_reports_both(tmp_path: Path) -> None:
