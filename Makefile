@@ -19,11 +19,11 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed  ## a virtual environment with facelab, the course's tools and its Jupyter kernel
 
-course: setup  ## the main job: the data (if FACELAB_DATA is unset), every notebook -> executed/ and results/REPORT.md
+course: setup  ## the main job: the data (if FACELAB_DATA is unset), every notebook -> executed/ and results/REPORT.md (FULL=1: all of LFW)
 ifeq ($(FACELAB_DATA),)
 	$(BIN)/facelab data download course
 endif
-	$(BIN)/python -m facelab.course --output executed --results results
+	$(BIN)/python -m facelab.course --output executed --results results $(if $(FULL),--full)
 
 test: setup  ## unit tests and every notebook in smoke mode
 	$(BIN)/python -m pytest -q -ra

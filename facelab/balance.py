@@ -5,24 +5,30 @@ Eq. 2 weighs a pixel loss (a) against a FaceNet feature loss (b). With a = b = 1
 10, 100, 1000 (b = 1) and b = 0. Each is scored on CelebA people no training run saw, at 112x96, through
 real files: PSNR, MS-SSIM, FaceNet cosine (original vs reconstruction, MTCNN box of the original) and bpp
 with both coders. Lesson 04's sliders walk these points; `SWEEP_RESULTS` holds them as measured on all
-held-out faces when the models were trained (`python -m facelab.balance` remakes it).
+held-out faces when the models were trained (`python -m facelab.balance` remakes it). `gradient_scales`
+measures the balance where training feels it: the size of each loss part's gradient, and of Adam's decay.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from facelab.codec import compress, decode_code, encode_code
-from facelab.image_io import to_uint8
-from facelab.metrics import bpp, ms_ssim, psnr
+from facelab.image_io import to_tensor, to_uint8
+from facelab.metrics import ms_ssim, psnr
+from facelab.model import FaceCodecNet
+from facelab.rate import bpp
 from facelab.recipes import RECIPES, SWEEP
+from facelab.train import loss_on_batch
 from facelab.weights import SHIPPED_DIR, load_model
 
 SWEEP_RESULTS = SHIPPED_DIR / "sweep.json"
@@ -58,8 +64,8 @@ def measure(name: str, faces: list[dict[str, torch.Tensor]], embedder: object) -
                      bpp(len(compress(original, model, "xz")), height, width),
                      bpp(len(compress(original, model, "context")), height, width)))
     boxes = torch.stack([face["box"] for face in faces])
-    as_batch = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255  # noqa: E731
-    cosine = (embedder.embed_images(as_batch(originals), boxes) * embedder.embed_images(as_batch(reconstructions), boxes)).sum(1)
+    cosine = (embedder.embed_images(to_tensor(np.stack(originals)), boxes)
+              * embedder.embed_images(to_tensor(np.stack(reconstructions)), boxes)).sum(1)
     recipe = RECIPES.get(name, {})
     means = np.mean(rows, axis=0)
     point = BalancePoint(name, float(recipe.get("a", 1.0)), float(recipe.get("b", 1.0)), *(float(v) for v in means[:2]),
@@ -92,6 +98,30 @@ def measure_sweep(faces: list[dict[str, torch.Tensor]], names: tuple[str, ...] =
 def shipped_sweep() -> list[BalancePoint]:
     """The sweep as measured when the models were trained (all held-out faces)."""
     return [BalancePoint(**row) for row in json.loads(SWEEP_RESULTS.read_text())["points"]]
+
+
+def gradient_scales(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, device: torch.device,
+                    weight_decay: float) -> dict[str, float]:
+    """Mean |gradient| over the model's weights of each loss part on one batch, and of Adam's decay term.
+
+    Adam adds `weight_decay * w` to each weight's gradient; when that term is the larger one, the
+    decay, not the loss, decides where the weights go (see the module docstring). The model is not
+    changed: a copy runs in training mode.
+    """
+    model = copy.deepcopy(model).train()
+    parts = [key for key in loss_on_batch(model, loss_fn, batch, device) if key != "total"]
+    weights = [p for p in model.parameters() if p.requires_grad]
+    scales = {}
+    for part in parts:
+        model.zero_grad(set_to_none=True)
+        loss = loss_on_batch(model, loss_fn, batch, device)[part]
+        if loss.requires_grad:
+            loss.backward()
+        grads = [p.grad.abs().flatten() for p in weights if p.grad is not None]
+        scales[part] = float(torch.cat(grads).mean()) if grads else 0.0
+    model.zero_grad(set_to_none=True)
+    scales["weight decay"] = weight_decay * float(torch.cat([p.detach().abs().flatten() for p in weights]).mean())
+    return scales
 
 
 def main() -> None:

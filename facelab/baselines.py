@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from facelab.errors import BitstreamError, FacelabError
 from facelab.image_io import check_array, to_rgb8
-from facelab.metrics import bpp
+from facelab.rate import bpp
 
 CODECS = ("jpeg", "webp", "jpeg2000", "avif")
 """The classic codecs, by facelab's names."""

@@ -6,7 +6,7 @@ Header (big-endian), 25 bytes plus the model identifier:
     coder   B   the coder's id in CODERS: 0 = the paper's LZMA (.xz), 1 = facelab's context-adaptive arithmetic
                 coder (.flc), 2 = a scale hyperprior's own range coder (.flh)
     height  I   image height in pixels          width  I   image width in pixels
-    bits    H   code channels (128)             code_h H   ceil(H / block) code_w H  ceil(W / block)
+    code_channels H  channels of the code (128)     code_h H   ceil(H / block) code_w H  ceil(W / block)
     id_len  B   then id_len bytes of the model identifier '<name>:<weights hash>' (UTF-8)
     crc     I   CRC-32 of every header byte before it (format 2 on)
 The CRC makes a damaged size or model field an error instead of a wrong image; format 1 files,
@@ -66,19 +66,19 @@ class Header:
     coder: str
     height: int
     width: int
-    bits: int
+    code_channels: int
     code_h: int
     code_w: int
     model_id: str
 
     @property
     def code_shape(self) -> tuple[int, int, int]:
-        return (self.bits, self.code_h, self.code_w)
+        return (self.code_channels, self.code_h, self.code_w)
 
     @property
     def code_bytes(self) -> int:
         """Length of the packed code: one bit per code value, rounded up to whole bytes."""
-        return math.ceil(self.bits * self.code_h * self.code_w / 8)
+        return math.ceil(self.code_channels * self.code_h * self.code_w / 8)
 
     @property
     def model_name(self) -> str:
@@ -91,7 +91,7 @@ class Header:
             raise BitstreamError("model identifier longer than 255 bytes")
         fixed = _FIXED.pack(
             MAGIC, FORMAT_VERSION, CODERS[self.coder].id, self.height, self.width,
-            self.bits, self.code_h, self.code_w, len(model),
+            self.code_channels, self.code_h, self.code_w, len(model),
         )
         return fixed + model + _CRC.pack(zlib.crc32(fixed + model))
 
@@ -100,7 +100,7 @@ def unpack_header(data: bytes) -> tuple[Header, bytes]:
     """Parse and check a header; return it and the bytes that follow it."""
     if len(data) < _FIXED.size:
         raise BitstreamError(f"truncated file: {len(data)} bytes is shorter than a facelab header")
-    magic, version, coder, height, width, bits, code_h, code_w, id_len = _FIXED.unpack_from(data)
+    magic, version, coder, height, width, code_channels, code_h, code_w, id_len = _FIXED.unpack_from(data)
     if magic != MAGIC:
         raise BitstreamError("not a facelab bitstream (wrong magic bytes)")
     if version > FORMAT_VERSION:
@@ -122,21 +122,22 @@ def unpack_header(data: bytes) -> tuple[Header, bytes]:
         model_id = data[_FIXED.size:end].decode()
     except UnicodeDecodeError:
         raise BitstreamError("corrupt header: model identifier is not UTF-8") from None
-    header = Header(names[coder], height, width, bits, code_h, code_w, model_id)
+    header = Header(names[coder], height, width, code_channels, code_h, code_w, model_id)
     check_sizes(header)
     return header, data[end + (_CRC.size if version >= 2 else 0):]
 
 
 def check_sizes(header: Header) -> None:
     """Refuse sizes that contradict each other or exceed what facelab compresses, before anything is allocated."""
-    if header.height < 1 or header.width < 1 or header.bits < 1:
-        raise BitstreamError(f"corrupt header: a {header.width}x{header.height} image with {header.bits} channels")
+    if header.height < 1 or header.width < 1 or header.code_channels < 1:
+        raise BitstreamError(f"corrupt header: a {header.width}x{header.height} image with "
+                             f"{header.code_channels} channels")
     block = CODERS[header.coder].block
     if header.code_h != math.ceil(header.height / block) or header.code_w != math.ceil(header.width / block):
         raise BitstreamError(
             f"corrupt header: code {header.code_h}x{header.code_w} does not fit a {header.height}x{header.width} image"
         )
-    problem = limits.size_problem(header.height, header.width, header.bits)
+    problem = limits.size_problem(header.height, header.width, header.code_channels)
     if problem:
         raise BitstreamError(f"refusing to decode: {problem} (as the header claims)")
 

@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 from facelab.bitstream import CODERS
 from facelab.catalog import DEFAULT_MODEL, SHIPPED
 from facelab.errors import BitstreamError, FacelabError, FacelabWarning, job_failure
+from facelab.rate import bpp
 
 PLUGINS = {
-    "train": ("facelab.train", "train a phase of the paper (natural pretraining, face fine-tuning)"),
-    "evaluate": ("facelab.evaluate", "evaluate models and baselines on LFW or an image folder"),
+    "train": ("facelab.train_command", "train a phase of the paper (natural pretraining, face fine-tuning)"),
+    "evaluate": ("facelab.evaluation.command", "evaluate models and baselines on LFW or an image folder"),
 }
 """Subcommands whose arguments and work live in their own module: `configure(parser)` and `run(args) -> int`.
 Their modules (the training and evaluation stacks) are imported only when their command runs."""
@@ -91,7 +92,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - start
         atomic_write(target, data, overwrite=args.overwrite)
         h, w = image.shape[:2]
-        return f"{source} -> {target}: {w}x{h}, {len(data)} bytes, {8 * len(data) / (h * w):.3f} bpp, {seconds:.2f} s"
+        return f"{source} -> {target}: {w}x{h}, {len(data)} bytes, {bpp(len(data), h, w):.3f} bpp, {seconds:.2f} s"
 
     return run_jobs(pairs, work, "compress")
 
@@ -135,10 +136,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     except BitstreamError as exc:
         raise BitstreamError(f"{path}: {exc}") from None
     size = path.stat().st_size
-    bpp = 8 * size / (header.height * header.width)
+    rate = bpp(size, header.height, header.width)
     print(f"{path}: facelab {header.coder} file, {header.width}x{header.height} pixels, "
-          f"code {header.bits}x{header.code_h}x{header.code_w}, model {header.model_id}, "
-          f"{size} bytes, {bpp:.3f} bpp")
+          f"code {header.code_channels}x{header.code_h}x{header.code_w}, model {header.model_id}, "
+          f"{size} bytes, {rate:.3f} bpp")
     return 0
 
 

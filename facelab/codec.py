@@ -29,6 +29,7 @@ from facelab.container import read_header
 from facelab.errors import BitstreamError, ImageError, ModelError
 from facelab.image_io import check_array, load_image, to_tensor, to_uint8
 from facelab.model import BLOCK, FaceCodecNet
+from facelab.rate import bpp
 from facelab.weights import SHIPPED, load_model, model_id, named_model
 from facelab.xz import (
     XZ_MAGIC as XZ_MAGIC,  # re-exported: how an .xz facelab file begins
@@ -121,7 +122,7 @@ def compress(
     coder = coder or default_coder(model)
     check_coder(coder, model)
     image = as_image(image)
-    problem = limits.size_problem(image.shape[0], image.shape[1], model.bits)
+    problem = limits.size_problem(image.shape[0], image.shape[1], model.code_channels)
     if problem:
         raise ImageError(problem)
     if coder == "hyperprior":
@@ -129,11 +130,19 @@ def compress(
 
         model.eval()
         payload = model.compress_image(to_tensor(image).to(next(model.parameters()).device))
-        header = Header(coder, image.shape[0], image.shape[1], model.bits, *latent_shape(*image.shape[:2]),
+        header = Header(coder, image.shape[0], image.shape[1], model.code_channels, *latent_shape(*image.shape[:2]),
                         model_id(model))
         return header.pack() + payload + zlib.crc32(payload).to_bytes(4, "big")
-    code = encode_code(model, image)
-    header = Header(coder, image.shape[0], image.shape[1], *code.shape, model_id(model))
+    return write_code(encode_code(model, image), image.shape[0], image.shape[1], model, coder)
+
+
+def write_code(code: np.ndarray, height: int, width: int, model: FaceCodecNet, coder: str = "xz") -> bytes:
+    """The file of a binary code of a height x width image: its header, then the bits under `coder`.
+
+    `compress` writes every paper's-model file through it; an analysis that keeps only some of the code's
+    channels (lesson 02) writes its files through it too, so their sizes are what facelab would write.
+    """
+    header = Header(coder, height, width, *code.shape, model_id(model))
     if coder == "xz":
         return xz_compress(header.pack() + pack_code(code))
     from facelab.entropy import encode_bits
@@ -151,8 +160,8 @@ def decode_hint(header: Header, model: FaceCodecNet) -> str:
 
 def check_model(header: Header, model: FaceCodecNet) -> None:
     """Refuse to decode with a model other than the one the file was encoded with."""
-    if header.bits != model.bits:
-        raise ModelError(f"the code has {header.bits} channels but the model expects {model.bits}")
+    if header.code_channels != model.code_channels:
+        raise ModelError(f"the code has {header.code_channels} channels but the model expects {model.code_channels}")
     if header.model_id != model_id(model):
         raise ModelError(
             f"this file was encoded with model '{header.model_id}', not the loaded '{model_id(model)}'; "
@@ -192,4 +201,4 @@ def decode_hyperprior(model: torch.nn.Module, header: Header, payload: bytes) ->
 
 def bits_per_pixel(data: bytes, height: int, width: int) -> float:
     """Real rate of a compressed file: 8 x its size in bytes over the image's pixel count."""
-    return 8 * len(data) / (height * width)
+    return bpp(len(data), height, width)

@@ -30,7 +30,7 @@ def max_payload(header: Header) -> int:
     """Longest payload after a clear header: the context coder's bound, or for a hyperprior's range coder a
     generous 4 bytes per latent value plus 64 KiB of side information and checksum."""
     if header.coder == "hyperprior":
-        return 4 * header.bits * header.code_h * header.code_w + (64 << 10)
+        return 4 * header.code_channels * header.code_h * header.code_w + (64 << 10)
     return max_context_payload(header.code_bytes)
 
 

@@ -1,11 +1,13 @@
 """Runs the course: executes the numbered notebooks with papermill and writes a results report.
 
     python -m facelab.course --output executed --results results   # every lesson at its defaults
+    python -m facelab.course --full                                  # the evaluation lessons on all of LFW
     python -m facelab.course --smoke --only 02                       # one lesson, shrunk to seconds
     python -m facelab.course --strip                                 # clean the committed notebooks
 
-Each executed copy goes to the output folder; `results/REPORT.md` lists per notebook its wall time
-and the values it recorded with scrapbook (`sb.glue`), and `results/results.json` the same as data.
+Each executed copy goes to the output folder; `results/REPORT.md` lists per notebook its wall time,
+the sizes it ran at and the values it recorded with scrapbook (`sb.glue`), and `results/results.json`
+the same as data.
 A lesson that writes files (its `OUTPUT` parameter) writes them to `results/<lesson>/`, and training
 runs (`RUN_DIR`) go to `runs/` beside the results folder.
 """
@@ -29,6 +31,10 @@ DEFAULT_TIMEOUT = 1800
 TIMEOUTS = {"05": 4 * 3600, "06": 2 * 3600, "07": 2 * 3600}
 """Per-cell limits in seconds at default sizes: the evaluation lessons code thousands of LFW faces per method."""
 SMOKE_TIMEOUT = 300
+FULL = {"LIMIT": None, "CURVE_IMAGES": None}
+"""`--full`: the evaluation lessons on all 13,233 LFW images and every curve on all of them (hours on a CPU)."""
+HOUSEKEEPING = ("DATA_ROOT", "OUTPUT", "RUN_DIR", "INTERACTIVE")
+"""Parameters that say where files go, not how big a lesson runs: left out of the report's sizes."""
 VOLATILE_METADATA = ("execution", "papermill", "collapsed", "scrolled", "jupyter")
 
 
@@ -41,6 +47,7 @@ class Run:
     ok: bool
     values: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    sizes: dict[str, str] = field(default_factory=dict)
 
 
 def find_notebooks(folder: Path = NOTEBOOK_DIR, only: list[str] | None = None) -> list[Path]:
@@ -66,10 +73,17 @@ def read_values(path: Path) -> dict[str, Any]:
     return {name: scrap.data for name, scrap in scrapbook.read_notebook(str(path)).scraps.items()}
 
 
-def execute(path: Path, output_dir: Path, parameters: dict[str, Any], timeout: int) -> Run:
+def effective_sizes(declared: dict[str, dict], parameters: dict[str, Any]) -> dict[str, str]:
+    """What a lesson ran at: each declared parameter's value as passed, else its default as written."""
+    return {name: repr(parameters[name]) if name in parameters else str(info["default"])
+            for name, info in declared.items() if name not in HOUSEKEEPING}
+
+
+def execute(path: Path, output_dir: Path, parameters: dict[str, Any], timeout: int, progress: bool = False) -> Run:
     """Execute one notebook with papermill into `output_dir` (in the notebook's folder); never raises.
 
-    Only the parameters the notebook declares are passed (INTERACTIVE, RUN_DIR... are per lesson).
+    Only the parameters the notebook declares are passed (INTERACTIVE, RUN_DIR... are per lesson);
+    `progress` shows a bar over the notebook's cells.
     """
     import papermill
 
@@ -82,13 +96,13 @@ def execute(path: Path, output_dir: Path, parameters: dict[str, Any], timeout: i
     try:
         papermill.execute_notebook(
             str(path), str(target), parameters=parameters, kernel_name=KERNEL,
-            execution_timeout=timeout, cwd=str(path.parent), progress_bar=False,
+            execution_timeout=timeout, cwd=str(path.parent), progress_bar=progress,
         )
     except Exception as exc:  # a failed lesson is reported and the others still run
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
     seconds = time.perf_counter() - start
     values = read_values(target) if target.is_file() else {}
-    return Run(path.stem, round(seconds, 1), error is None, values, error)
+    return Run(path.stem, round(seconds, 1), error is None, values, error, effective_sizes(declared, parameters))
 
 
 def format_value(value: Any) -> str:
@@ -119,6 +133,8 @@ def write_report(runs: list[Run], results_dir: Path, smoke: bool) -> Path:
     lines.append(f"| total | {sum(r.seconds for r in runs):.1f} | |")
     for run in runs:
         lines += ["", f"## {run.notebook}", ""]
+        if run.sizes:
+            lines += ["Ran at: " + ", ".join(f"`{name} = {value}`" for name, value in run.sizes.items()), ""]
         if run.error:
             lines += [f"**Failed:** `{run.error}`", ""]
         if run.values:
@@ -168,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOK_DIR, help="folder of the lessons")
     parser.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these lessons (e.g. 02 03)")
     parser.add_argument("--smoke", action="store_true", help="SMOKE=True: every lesson shrunk to run in about a minute")
+    parser.add_argument("--full", action="store_true",
+                        help="the evaluation lessons on all of LFW (LIMIT = CURVE_IMAGES = None): hours on a CPU")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar over each notebook's cells")
     parser.add_argument("--data-root", default=None, help="data root passed as DATA_ROOT (default: $FACELAB_DATA)")
     parser.add_argument("--strip", action="store_true", help="strip outputs from the committed notebooks in place")
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed notebook has outputs")
@@ -190,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parameters: dict[str, Any] = {"INTERACTIVE": False, "RUN_DIR": str(results.parent / "runs")}
     if args.smoke:
         parameters["SMOKE"] = True
+    if args.full:
+        parameters.update(FULL)
     if args.data_root:
         parameters["DATA_ROOT"] = str(Path(args.data_root).resolve())
     output = args.output.resolve()
@@ -197,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         print(f"{path.name} ...", flush=True)
         lesson = {**parameters, "OUTPUT": str(results / path.stem)}
-        run = execute(path, output, lesson, timeout_for(path, args.smoke))
+        run = execute(path, output, lesson, timeout_for(path, args.smoke), progress=not args.no_progress)
         print(f"{path.name}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s" + (f" ({run.error})" if run.error else ""), flush=True)
         runs.append(run)
     report = write_report(runs, args.results, args.smoke)

@@ -99,7 +99,7 @@ class HyperpriorNet(ScaleHyperprior):
         self.channels = tuple(int(c) for c in channels)
 
     @property
-    def bits(self) -> int:
+    def code_channels(self) -> int:
         """Latent channels: the header's channel count for this family."""
         return self.M
 

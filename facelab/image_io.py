@@ -88,9 +88,16 @@ def check_array(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255).unsqueeze(0)
+def to_tensor(image: np.ndarray, unit: bool = True) -> torch.Tensor:
+    """(H, W, 3) or (N, H, W, 3) uint8 -> (1 or N, 3, H, W) float32, in [0, 1] (`unit`) or in 0-255.
+
+    The one place an image array becomes a tensor; a read-only array (Pillow's) is copied first.
+    """
+    array = np.ascontiguousarray(image)
+    if not array.flags.writeable:
+        array = array.copy()
+    tensor = torch.from_numpy(array[None] if array.ndim == 3 else array).permute(0, 3, 1, 2).float()
+    return tensor.div(255) if unit else tensor
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

@@ -20,9 +20,9 @@ def max_code_values() -> int:
     return int(MAX_PIXELS * CODE_VALUES_PER_PIXEL)
 
 
-def size_problem(height: int, width: int, bits: int) -> str | None:
-    """Why an image of height x width coded with `bits` channels is over the limits, or None when it is not."""
-    return pixel_problem(height, width) or code_problem(height, width, bits)
+def size_problem(height: int, width: int, channels: int) -> str | None:
+    """Why an image of height x width coded with `channels` code channels is over the limits, or None when it is not."""
+    return pixel_problem(height, width) or code_problem(height, width, channels)
 
 
 def pixel_problem(height: int, width: int) -> str | None:
@@ -33,11 +33,11 @@ def pixel_problem(height: int, width: int) -> str | None:
             f"{MAX_PIXELS / 1e6:g}-megapixel limit")
 
 
-def code_problem(height: int, width: int, bits: int) -> str | None:
-    """Why the code of a height x width image with `bits` channels is too large, or None."""
-    values = bits * -(-height // 8) * -(-width // 8)
+def code_problem(height: int, width: int, channels: int) -> str | None:
+    """Why the code of a height x width image with `channels` code channels is too large, or None."""
+    values = channels * -(-height // 8) * -(-width // 8)
     if values <= max_code_values():
         return None
-    return (f"the code of a {width}x{height} image with {bits} channels has {values:,} values, over facelab's "
+    return (f"the code of a {width}x{height} image with {channels} channels has {values:,} values, over facelab's "
             f"limit of {max_code_values():,} ({CODE_VALUES_PER_PIXEL} per pixel of a "
             f"{MAX_PIXELS / 1e6:g}-megapixel image)")

@@ -1,9 +1,7 @@
 """Training losses: pixel (L1/L2), MS-SSIM, FaceNet feature loss, the paper's Eq. 2 custom loss, and the rate loss.
 
-MS-SSIM (pytorch-msssim 1.0.0) always downsamples 4 times and asserts that the short side exceeds
-16 * (window - 1), whatever the number of scales, so fewer scales cannot help small images there.
-`msssim_window` therefore keeps the standard 11-px Gaussian window from 161 px up and shrinks it
-(9, 7, 5, 3: down to 33 px) for smaller images; below 33 px MS-SSIM is undefined and an ImageError says so.
+The MS-SSIM loss picks its Gaussian window as the metric does (`facelab.metrics.ms_ssim_window`: 11 px from
+161 px up, smaller below, an ImageError under 33 px), so a loss and the score it is judged by agree.
 """
 
 from __future__ import annotations
@@ -17,16 +15,10 @@ from torch import Tensor, nn
 
 from facelab.errors import ImageError
 from facelab.faces import FaceEmbedder
+from facelab.metrics import ms_ssim_window
 
 if TYPE_CHECKING:
     from facelab.hyperprior import RateOutput
-
-MSSSIM_WINDOW = 11
-"""The standard MS-SSIM Gaussian window (sigma 1.5), used whenever the image is large enough."""
-
-MSSSIM_DOWNSAMPLINGS = 4
-"""pytorch-msssim's fixed number of 2x downsamplings (5 scales)."""
-
 
 def _check_pair(x_hat: Tensor, x: Tensor) -> None:
     """Raise ImageError unless both are (B, 3, H, W) tensors of one shape."""
@@ -45,20 +37,10 @@ def pixel_loss(x_hat: Tensor, x: Tensor, kind: str = "l1") -> Tensor:
     raise ValueError(f"unknown pixel loss {kind!r}: use 'l1' or 'l2'")
 
 
-def msssim_window(height: int, width: int) -> int:
-    """The largest odd Gaussian window <= 11 that pytorch-msssim accepts for this image size."""
-    side = min(height, width)
-    window = min(MSSSIM_WINDOW, (side - 1) // 2 ** MSSSIM_DOWNSAMPLINGS + 1)
-    window -= 1 - window % 2
-    if window < 3:
-        raise ImageError(f"MS-SSIM needs both image sides > {2 ** MSSSIM_DOWNSAMPLINGS * 2} px, got {width}x{height}")
-    return window
-
-
 def msssim_loss(x_hat: Tensor, x: Tensor) -> Tensor:
-    """1 - MS-SSIM for images in [0, 1] (data range 1), with the window `msssim_window` picks."""
+    """1 - MS-SSIM for images in [0, 1] (data range 1), with the window `ms_ssim_window` picks."""
     _check_pair(x_hat, x)
-    window = msssim_window(*x.shape[-2:])
+    window = ms_ssim_window(*x.shape[-2:])
     return 1.0 - ms_ssim(x_hat, x, data_range=1.0, size_average=True, win_size=window)
 
 

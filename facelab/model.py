@@ -51,10 +51,10 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """(B, 128, H/8, W/8) code in {-1, +1} -> (B, 3, H, W) image in [0, 1]."""
 
-    def __init__(self, bits: int = 128) -> None:
+    def __init__(self, code_channels: int = 128) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            conv_block(nn.ConvTranspose2d(bits, 32, kernel_size=8, stride=4, padding=2), 32),
+            conv_block(nn.ConvTranspose2d(code_channels, 32, kernel_size=8, stride=4, padding=2), 32),
             nn.ConvTranspose2d(32, 3, kernel_size=2, stride=2),
             nn.Sigmoid(),
         )
@@ -75,15 +75,15 @@ def pad_to_block(image: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
 class FaceCodecNet(nn.Module):
     """The whole autoencoder; `encode` gives the binary code and `decode` the image back."""
 
-    def __init__(self, bits: int = 128) -> None:
+    def __init__(self, code_channels: int = 128) -> None:
         super().__init__()
-        self.bits = bits
+        self.code_channels = code_channels
         self.encoder = Encoder()
-        self.binarizer = Binarizer(64, bits)
-        self.decoder = Decoder(bits)
+        self.binarizer = Binarizer(64, code_channels)
+        self.decoder = Decoder(code_channels)
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1], any H, W -> code (B, bits, ceil(H/8), ceil(W/8)) in {-1, +1}."""
+        """(B, 3, H, W) in [0, 1], any H, W -> code (B, code_channels, ceil(H/8), ceil(W/8)) in {-1, +1}."""
         return self.binarizer(self.encoder(pad_to_block(image)))
 
     def decode(self, code: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:

@@ -7,7 +7,8 @@ The paper's "momentum 0.99" is Adam's first-moment decay: beta1 = 0.99 (beta2 st
 The recipes of every shipped model, with their sizes and budgets, are in `facelab.recipes`.
 
 Adam's weight decay adds 1e-3 * w to the gradient before Adam rescales it. The L2 pixel loss's
-gradients are far smaller than that, so with b = 0 the decay drives training (lesson 04 measures it).
+gradients are far smaller than that, so with b = 0 the decay drives training (lesson 04 measures it with
+`facelab.balance.gradient_scales`).
 The "-adamw" runs keep every number of the paper but decouple the decay (AdamW), so that the
 ablation compares the losses and not an optimiser accident.
 
@@ -20,8 +21,6 @@ the estimated rate, and `RateDistortionLoss` puts the phase's loss inside rate +
 
 from __future__ import annotations
 
-import argparse
-import copy
 import hashlib
 import io
 import json
@@ -155,30 +154,6 @@ def loss_on_batch(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, dev
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             return loss_fn(output, images, batch["box"].to(device))
     return loss_fn(output, images)
-
-
-def gradient_scales(model: FaceCodecNet, loss_fn: torch.nn.Module, batch: Any, device: torch.device,
-                    weight_decay: float) -> dict[str, float]:
-    """Mean |gradient| over the model's weights of each loss part on one batch, and of Adam's decay term.
-
-    Adam adds `weight_decay * w` to each weight's gradient; when that term is the larger one, the
-    decay, not the loss, decides where the weights go (see the module docstring). The model is not
-    changed: a copy runs in training mode.
-    """
-    model = copy.deepcopy(model).train()
-    parts = [key for key in loss_on_batch(model, loss_fn, batch, device) if key != "total"]
-    weights = [p for p in model.parameters() if p.requires_grad]
-    scales = {}
-    for part in parts:
-        model.zero_grad(set_to_none=True)
-        loss = loss_on_batch(model, loss_fn, batch, device)[part]
-        if loss.requires_grad:
-            loss.backward()
-        grads = [p.grad.abs().flatten() for p in weights if p.grad is not None]
-        scales[part] = float(torch.cat(grads).mean()) if grads else 0.0
-    model.zero_grad(set_to_none=True)
-    scales["weight decay"] = weight_decay * float(torch.cat([p.detach().abs().flatten() for p in weights]).mean())
-    return scales
 
 
 def psnr_batch(x_hat: torch.Tensor, x: torch.Tensor) -> float:
@@ -403,39 +378,3 @@ def describe_device(device: torch.device) -> str:
 def format_record(record: dict[str, float]) -> str:
     """One line per epoch: the losses and validation figures."""
     return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k}={v}" for k, v in record.items())
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `facelab train`."""
-    parser.add_argument("run", choices=tuple(RECIPES), help="which shipped model to (re)train")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--crop", type=int, default=None, help="natural phase: random crop side in pixels")
-    parser.add_argument("--face-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="face phase image size")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the paper's)")
-    parser.add_argument("--beta1", type=float, default=None, help="Adam's first-moment decay (default: the paper's 0.99)")
-    parser.add_argument("--max-images", type=int, default=None, help="use at most this many training images")
-    parser.add_argument("--steps-per-epoch", type=int, default=None)
-    parser.add_argument("--init", default=None, help="weights to start from (default: the recipe's)")
-    parser.add_argument("--face-samples", type=int, default=None, help="faces per batch that go through FaceNet")
-    parser.add_argument("--val-images", type=int, default=None, help="validate on at most this many images")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="auto: bf16 autocast where the device computes it natively, else fp32")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--run-dir", default=None, help="checkpoints and history (default: runs/<run>)")
-    parser.add_argument("--output", default=None, help="final checkpoint (default: <run-dir>/<run>.pt)")
-    parser.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`facelab train RUN`: train and print where the checkpoint went."""
-    config = make_config(
-        args.run, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, crop=args.crop,
-        face_size=tuple(args.face_size) if args.face_size else None, max_images=args.max_images,
-        steps_per_epoch=args.steps_per_epoch, init=args.init, device=args.device, data_root=args.data_root,
-        face_samples=args.face_samples, val_images=args.val_images, precision=args.precision,
-    )
-    path = train(config, args.run_dir or Path("runs") / args.run, args.output, resume=not args.no_resume)
-    print(f"wrote {path}")
-    return 0

@@ -1,4 +1,4 @@
-"""Face-verification scores: the paper's 1-NN identification, LFW's 10-fold pairs protocol, ROC AUC."""
+"""Face-verification scores: the paper's 1-NN identification and LFW's 10-fold pairs protocol."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from facelab.errors import FacelabError
 from facelab.metrics import cosine_similarity, embedding_matrix
 
-CHUNK = 1024
+PROBE_BLOCK = 1024
 """Probes scored against the gallery at a time: a 1024 x 13,233 float64 block is about 100 MB."""
 
 
@@ -67,9 +67,9 @@ def nearest_neighbour(
     else:
         scorable = np.ones(len(probes), dtype=bool)
     correct = 0
-    starts = range(0, len(probes), CHUNK)
+    starts = range(0, len(probes), PROBE_BLOCK)
     for start in tqdm(starts, desc="1-NN", unit="chunk", disable=not progress or len(starts) < 2):
-        stop = min(start + CHUNK, len(probes))
+        stop = min(start + PROBE_BLOCK, len(probes))
         similarities = probes[start:stop] @ gallery.T
         if exclude_same_image:
             rows = np.arange(stop - start)
@@ -170,19 +170,3 @@ def pairs_accuracy(
         per_fold.append(float(np.mean((scores[held_out] > threshold) == same[held_out])))
     per_fold_array = np.asarray(per_fold)
     return PairsResult(float(per_fold_array.mean()), float(per_fold_array.std()), np.asarray(thresholds), per_fold_array)
-
-
-def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
-    """Area under the ROC curve: the chance a random same pair scores above a random different pair (ties count half)."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    same = np.asarray(same).astype(bool).ravel()
-    if scores.shape != same.shape:
-        raise FacelabError(f"{len(scores)} scores but {len(same)} labels")
-    positives, negatives = int(same.sum()), int((~same).sum())
-    if positives == 0 or negatives == 0:
-        raise FacelabError("ROC AUC needs both same and different pairs")
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    average_ranks = (ends - (counts - 1) / 2.0)[inverse]
-    u = average_ranks[same].sum() - positives * (positives + 1) / 2.0
-    return float(u / (positives * negatives))

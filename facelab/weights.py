@@ -68,7 +68,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, name: str, 
         "name": name,
         "family": family,
         "channels": list(getattr(model, "channels", ())),
-        "bits": model.bits,
+        "bits": model.code_channels,  # the key checkpoints have always used for the code's channel count
         "state_dict": state,
         "sha256": state_sha256(state),
         **info,
@@ -136,7 +136,7 @@ def build_from(payload: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, torc
         return HyperpriorNet(tuple(channels)), state
     if payload.get("family", "binary") != "binary":
         raise ModelError(f"unknown model family {payload.get('family')!r}: upgrade facelab")
-    return FaceCodecNet(bits=payload.get("bits", 128)), state
+    return FaceCodecNet(code_channels=payload.get("bits", 128)), state
 
 
 def load_model(spec: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -18,11 +18,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from facelab.binarizer import paper_eq1_as_printed, stochastic_sign
-from facelab.bitstream import Header, pack_code
-from facelab.codec import decode_code, encode_code, xz_compress
+from facelab.codec import decode_code, encode_code, write_code
+from facelab.image_io import to_tensor
 from facelab.metrics import psnr
 from facelab.model import FaceCodecNet
-from facelab.weights import model_id
+from facelab.rate import bpp
+from facelab.recipes import HYPERPRIOR, HYPERPRIOR_PIXEL
 
 
 @dataclass
@@ -136,7 +137,7 @@ def channel_order(model: FaceCodecNet, image: np.ndarray, batch: int = 32) -> li
     code = torch.from_numpy(encode_code(model, image))
     device = next(model.parameters()).device
     size = image.shape[:2]
-    reference = torch.from_numpy(decode_code(model, code.numpy(), size)).permute(2, 0, 1).float().to(device)
+    reference = to_tensor(decode_code(model, code.numpy(), size), unit=False)[0].to(device)
     damage = []
     with torch.inference_mode():
         for start in range(0, code.shape[0], batch):
@@ -165,12 +166,11 @@ def quality_vs_bits(image: np.ndarray, model: FaceCodecNet, kept: int = 128,
     partial = np.zeros_like(code)
     partial[keep] = code[keep]
     h, w = image.shape[:2]
-    header = Header("xz", h, w, kept, code.shape[1], code.shape[2], model_id(model))
-    data = xz_compress(header.pack() + pack_code(code[keep]))
+    data = write_code(code[keep], h, w, model, "xz")
     reconstruction = decode_code(model, partial, (h, w))
     values = {
         "kept": int(kept), "raw_bpp": kept * code.shape[1] * code.shape[2] / (h * w),
-        "xz_bytes": len(data), "xz_bpp": 8 * len(data) / (h * w), "psnr": psnr(image, reconstruction),
+        "xz_bytes": len(data), "xz_bpp": bpp(len(data), h, w), "psnr": psnr(image, reconstruction),
     }
     figure, axes = plt.subplots(1, 2, figsize=(8, 4.3))
     axes[0].imshow(image)
@@ -362,15 +362,14 @@ def hyperprior_at_rate(rate: int, face_loss: int, image: np.ndarray, coded: Mapp
     `coded` maps each hyperprior model's name to (file bytes, reconstruction) of `image`; values are per method:
     bpp from the real file, bytes, PSNR (and each codec's quality and MS-SSIM).
     """
-    name = f"hp-{rate}" if face_loss else f"hp-{rate}-pixel"
+    name = (HYPERPRIOR if face_loss else HYPERPRIOR_PIXEL)[rate - 1]
     if name not in coded:
         raise ValueError(f"no coded face for {name!r}: have {', '.join(coded)}")
     size, reconstruction = coded[name]
-    pixels = image.shape[0] * image.shape[1]
-    bpp = 8 * size / pixels
-    values = {name: {"bpp": bpp, "bytes": size, "psnr": psnr(image, reconstruction)}}
-    shown, codec_values = codecs_under(image, bpp, codecs)
-    shown = {"original": image, f"{name}\n{bpp:.3f} bpp, {values[name]['psnr']:.2f} dB": reconstruction, **shown}
+    file_bpp = bpp(size, *image.shape[:2])
+    values = {name: {"bpp": file_bpp, "bytes": size, "psnr": psnr(image, reconstruction)}}
+    shown, codec_values = codecs_under(image, file_bpp, codecs)
+    shown = {"original": image, f"{name}\n{file_bpp:.3f} bpp, {values[name]['psnr']:.2f} dB": reconstruction, **shown}
     values.update(codec_values)
     loss = "with the face loss" if face_loss else "pixels only"
     figure = image_row(shown, title=f"scale hyperprior, rate {rate} of 4, {loss}; each codec at <= its file size",

@@ -33,7 +33,7 @@ def format_1_header(header: Header) -> bytes:
     """The header as facelab format 1 wrote it: the same fields, no checksum."""
     model = header.model_id.encode()
     coder = {"xz": 0, "context": 1}[header.coder]
-    return struct.pack(">4sBBIIHHHB", b"FLAB", 1, coder, header.height, header.width, header.bits,
+    return struct.pack(">4sBBIIHHHB", b"FLAB", 1, coder, header.height, header.width, header.code_channels,
                        header.code_h, header.code_w, len(model)) + model
 
 

@@ -1,4 +1,4 @@
-"""facelab.evaluate: the paper's Tables 1 and 2, equal-bpp codecs, curves and result files, on a few real LFW images."""
+"""facelab.evaluation.evaluate: the paper's Tables 1 and 2, equal-bpp codecs, curves and result files, on a few real LFW images."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from facelab.cli import main
 from facelab.codec import compress
 from facelab.data.files import read_rgb
 from facelab.errors import DatasetError
-from facelab.evaluate import PAPER_TABLE1, PAPER_TABLE2, evaluate
+from facelab.evaluation import PAPER_TABLE1, PAPER_TABLE2, evaluate
 from facelab.data import lfw_aligned
 from facelab.evaluation import report
 from facelab.evaluation.methods import EqualRateMethod, FacelabMethod
+from facelab.evaluation.rows import Score
 from facelab.evaluation.selection import folder_set, lfw_set, select
 from facelab.evaluation.store import ShardStore
 from facelab.weights import load_model
@@ -39,15 +40,15 @@ def run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict
     return results, output, cache
 
 
-def rows_by_method(rows: list[dict]) -> dict[str, dict]:
-    return {row["method"]: row for row in rows}
+def rows_by_method(rows: list[Score]) -> dict[str, Score]:
+    return {row.method: row for row in rows}
 
 
 def test_table2_rows_and_columns(run):
     results, output, _ = run
     rows = rows_by_method(results["table2"])
     assert list(rows) == ["original JPEG files", "untrained", "jpeg q70", "jpeg q90"]
-    assert all(row["images"] == LIMIT for row in rows.values())
+    assert all(row.images == LIMIT for row in rows.values())
     header = next(csv.reader((output / "table2.csv").open()))
     assert header[:4] == ["method", "images", "MB", "MB for 13,233"]
     assert {"avg cosine", "1-NN acc. (paper's)", "1-NN acc. (own original excluded)", "faces not detected",
@@ -64,33 +65,33 @@ def test_bpp_is_counted_from_real_xz_bytes(run, data_root):
     evalset, _ = select(lfw_set(data_root), LIMIT)
     model = load_model("untrained")
     sizes = [len(compress(read_rgb(image.path), model, coder="xz")) for image in evalset.images]
-    assert row["bytes"] == sum(sizes)
-    assert row["bpp"]["mean"] == pytest.approx(8 * sum(sizes) / (LIMIT * 250 * 250))
-    assert row["bpp"]["max"] == pytest.approx(8 * max(sizes) / (250 * 250))
-    assert row["ratio_raw"]["mean"] == pytest.approx(np.mean([250 * 250 * 3 / size for size in sizes]))
-    assert row["mb"] == pytest.approx(sum(sizes) / 1e6)
+    assert row.bytes == sum(sizes)
+    assert row.bpp.mean == pytest.approx(8 * sum(sizes) / (LIMIT * 250 * 250))
+    assert row.bpp.max == pytest.approx(8 * max(sizes) / (250 * 250))
+    assert row.ratio_raw.mean == pytest.approx(np.mean([250 * 250 * 3 / size for size in sizes]))
+    assert row.mb == pytest.approx(sum(sizes) / 1e6)
 
 
 def test_jpeg_quality_orders_size_and_psnr(run):
     rows = rows_by_method(run[0]["table2"])
-    assert rows["jpeg q90"]["psnr"]["mean"] > rows["jpeg q70"]["psnr"]["mean"] > 30
-    assert rows["jpeg q90"]["bytes"] > rows["jpeg q70"]["bytes"]
-    assert 0.9 < rows["jpeg q70"]["cosine"] < rows["jpeg q90"]["cosine"] <= 1
+    assert rows["jpeg q90"].psnr.mean > rows["jpeg q70"].psnr.mean > 30
+    assert rows["jpeg q90"].bytes > rows["jpeg q70"].bytes
+    assert 0.9 < rows["jpeg q70"].cosine < rows["jpeg q90"].cosine <= 1
 
 
 def test_originals_match_themselves(run):
     original = rows_by_method(run[0]["table2"])["original JPEG files"]
-    assert original["cosine"] == pytest.approx(1.0)
-    assert original["nn_accuracy"] == 1.0
-    assert original["psnr"]["mean"] is None  # identical images: infinite PSNR
-    assert 0 <= original["nn_accuracy_strict"] <= 1 and original["nn_strict_scored"] > 0
-    assert original["pairs"] >= LIMIT // 2 - 1 and 0.5 < original["pairs_accuracy"] <= 1
+    assert original.cosine == pytest.approx(1.0)
+    assert original.nn_accuracy == 1.0
+    assert original.psnr.mean is None  # identical images: infinite PSNR
+    assert 0 <= original.nn_accuracy_strict <= 1 and original.nn_strict_scored > 0
+    assert original.pairs >= LIMIT // 2 - 1 and 0.5 < original.pairs_accuracy <= 1
 
 
 def test_untrained_model_destroys_faces(run):
     row = rows_by_method(run[0]["table2"])["untrained"]
-    assert row["psnr"]["mean"] < 20 and row["cosine"] < 0.5
-    assert row["not_detected"] > LIMIT // 2
+    assert row.psnr.mean < 20 and row.cosine < 0.5
+    assert row.not_detected > LIMIT // 2
 
 
 def test_table1_against_the_paper(run):
@@ -102,14 +103,14 @@ def test_table1_against_the_paper(run):
         "compression ratio (paper's, definition not given)", "PSNR (dB)", "MS-SSIM"]
     assert results["paper"]["table1"] == PAPER_TABLE1
     row = results["table1"]["untrained"]
-    assert row["bpp"]["min"] <= row["bpp"]["mean"] <= row["bpp"]["max"]
-    assert row["ratio_raw"]["mean"] > row["ratio_file"]["mean"]
+    assert row.bpp.min <= row.bpp.mean <= row.bpp.max
+    assert row.ratio_raw.mean > row.ratio_file.mean
 
 
 def test_equal_rate_codecs_land_at_or_under_facelab(run):
     results, output, _ = run
     reference, *codecs = results["equal_bpp"]
-    assert reference["method"] == "untrained" and [row["method"] for row in codecs] == [
+    assert reference.method == "untrained" and [row.method for row in codecs] == [
         "jpeg @ untrained bpp", "webp @ untrained bpp"]
     with (output / "per_image.csv").open() as handle:
         per_image = [row for row in csv.DictReader(handle) if row["jpeg @ untrained bpp: bpp"]]
@@ -139,23 +140,39 @@ def test_facelab_scale_counts_bits_over_the_original_pixels(lfw_image_path):
 
 def test_curves_bd_rate_and_files(run):
     results, output, _ = run
-    curves = {row["curve"] for row in results["curves"]}
+    curves = {row.curve for row in results["curves"]}
     assert curves == {"facelab untrained (xz)", "facelab untrained (context)", "jpeg"}
-    xz = sorted((row for row in results["curves"] if row["curve"] == "facelab untrained (xz)"),
-                key=lambda row: row["scale"])
-    assert [row["scale"] for row in xz] == [0.5, 0.625, 0.75, 1.0]
-    assert all(a["bpp"]["mean"] < b["bpp"]["mean"] for a, b in zip(xz, xz[1:]))
-    context = {row["scale"]: row for row in results["curves"] if row["curve"] == "facelab untrained (context)"}
+    xz = sorted((row for row in results["curves"] if row.curve == "facelab untrained (xz)"),
+                key=lambda row: row.scale)
+    assert [row.scale for row in xz] == [0.5, 0.625, 0.75, 1.0]
+    assert all(a.bpp.mean < b.bpp.mean for a, b in zip(xz, xz[1:]))
+    context = {row.scale: row for row in results["curves"] if row.curve == "facelab untrained (context)"}
     for row in xz:
-        assert context[row["scale"]]["psnr"] == row["psnr"]  # same reconstruction, other entropy coder
+        assert context[row.scale].psnr == row.psnr  # same reconstruction, other entropy coder
     assert {entry["curve"] for entry in results["bd_rate"]} == {"facelab untrained (xz)", "facelab untrained (context)"}
     for name in ("results.md", "results.json", "table2.csv", "curves.csv", "equal_bpp.md", "bd_rate.csv",
                  "rate_distortion.png", "rate_accuracy.png", "per_image.csv"):
         assert (output / name).stat().st_size > 0, name
     saved = json.loads((output / "results.json").read_text())
-    assert saved["table2"][1]["bytes"] == results["table2"][1]["bytes"]
+    assert saved["table2"][1]["bytes"] == results["table2"][1].bytes
+    assert [Score.from_dict(row) for row in saved["curves"]] == results["curves"]
     assert saved["paper"]["table2"]["face"]["accuracy"] == 0.944
     assert saved["timings"]["total"] > 0
+
+
+def test_every_average_carries_its_sampling_error(run):
+    results, output, _ = run
+    row = rows_by_method(results["table2"])["jpeg q70"]
+    with (output / "per_image.csv").open() as handle:
+        psnrs = np.asarray([float(line["jpeg q70: psnr"]) for line in csv.DictReader(handle)])
+    assert row.psnr.se == pytest.approx(psnrs.std(ddof=1) / np.sqrt(LIMIT))
+    assert row.nn_se == pytest.approx(np.sqrt(row.nn_accuracy * (1 - row.nn_accuracy) / LIMIT))
+    folds = 1 + (row.pairs_std / row.pairs_se) ** 2  # the sample std over sqrt(folds) of a population std
+    assert folds == pytest.approx(round(folds)) and 2 <= round(folds) <= 10 and row.cosine_se > 0
+    header = next(csv.reader((output / "table2.csv").open()))
+    assert header[header.index("avg cosine") + 1] == "avg cosine SE"
+    line = next(line for line in (output / "table2.md").read_text().splitlines() if line.startswith("| jpeg q70 |"))
+    assert f"{row.cosine:.3f} ± {row.cosine_se:.3f}" in line
 
 
 def test_rerun_reuses_the_cache(run, data_root, tmp_path):
@@ -201,9 +218,9 @@ def test_folder_without_identities(lfw_image_path, tmp_path):
     assert code == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["dataset"]["identities"] is None and results["dataset"]["images"] == 4
-    rows = rows_by_method(results["table2"])
+    rows = rows_by_method([Score.from_dict(row) for row in results["table2"]])
     assert list(rows) == ["original files", "untrained", "jpeg q80"]
-    assert rows["jpeg q80"]["nn_accuracy"] is None and rows["jpeg q80"]["pairs_accuracy"] is None
+    assert rows["jpeg q80"].nn_accuracy is None and rows["jpeg q80"].pairs_accuracy is None
     assert "MB for 13,233" not in (tmp_path / "out" / "table2.md").read_text()
 
 

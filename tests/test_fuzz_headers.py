@@ -71,7 +71,7 @@ def header_cases(header: Header, rng: np.random.Generator) -> Iterator[tuple[str
             yield f"{field}={value} forged crc", with_crc(changed, model, recomputed), True
     for height, width in [(64, 64), (1, 4096), (4096, 1), (8, 512), (64, 65), (65, 64), (4097, 1), (1, 4097),
                           (8000, 8000), (8000, 8001), (524_280, 524_280)]:
-        for bits in (header.bits, header.bits + 1, 65_535):
+        for bits in (header.code_channels, header.code_channels + 1, 65_535):
             yield f"consistent {width}x{height}x{bits}", consistent(fields, height, width, bits, model), True
     for bit in range(8 * len(packed)):
         flipped = bytearray(packed)

@@ -35,13 +35,13 @@ def code(model) -> np.ndarray:
 
 def header_for(model, height: int, width: int, coder: str = "context", model_name: str | None = None) -> Header:
     identity = model_id(model) if model_name is None else model_name
-    return Header(coder, height, width, model.bits, -(-height // 8), -(-width // 8), identity)
+    return Header(coder, height, width, model.code_channels, -(-height // 8), -(-width // 8), identity)
 
 
 @pytest.mark.parametrize("height, width, bits", [(524_280, 524_280, 128), (100_000, 100_000, 128),
                                                  (8000, 8001, 128), (8000, 8000, 65_535)])
 def test_flc_claiming_a_huge_image_is_refused_before_allocating(model, height, width, bits) -> None:
-    header = dataclasses.replace(header_for(model, height, width), bits=bits)
+    header = dataclasses.replace(header_for(model, height, width), code_channels=bits)
     data = flc_file(header, np.zeros((1, 1, 1)))
     with memory_guard(GiB), python_peak() as peak, pytest.raises(BitstreamError, match="limit") as info:
         codec.decompress(data, model)

@@ -7,7 +7,7 @@ import torch
 from pytorch_msssim import ms_ssim
 
 from facelab.errors import ImageError
-from facelab.losses import CompressionLoss, FaceLoss, feature_loss, msssim_loss, msssim_window, pixel_loss
+from facelab.losses import CompressionLoss, FaceLoss, feature_loss, msssim_loss, pixel_loss
 
 
 def noisy_pair(size: int = 64, noise: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,17 +29,6 @@ def test_pixel_loss_values() -> None:
         pixel_loss(x_hat, x, "huber")
     with pytest.raises(ImageError, match="one shape"):
         pixel_loss(x_hat, x[:, :, :3])
-
-
-@pytest.mark.parametrize(("side", "window"), [(250, 11), (161, 11), (160, 9), (129, 9), (128, 7), (64, 3), (33, 3)])
-def test_msssim_window_shrinks_for_small_images(side: int, window: int) -> None:
-    assert msssim_window(side, side + 50) == window
-    assert side > 16 * (window - 1)
-
-
-def test_msssim_window_impossible_below_33_px() -> None:
-    with pytest.raises(ImageError, match="> 32 px"):
-        msssim_window(32, 400)
 
 
 def test_msssim_loss_matches_pytorch_msssim_and_orders_noise() -> None:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from facelab.errors import FacelabError, ImageError
-from facelab.metrics import bpp, compression_ratio, cosine_similarity, ms_ssim, ms_ssim_window, psnr, summary
+from facelab.metrics import compression_ratio, cosine_similarity, ms_ssim, ms_ssim_many, ms_ssim_window, psnr, summary
+from facelab.rate import bpp
 
 
 def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -54,6 +55,12 @@ def test_ms_ssim_is_one_for_identical_images_and_falls_with_noise():
     assert 1.0 > scores[0] > scores[1] > scores[2] > 0.3
 
 
+@pytest.mark.parametrize(("side", "window"), [(250, 11), (161, 11), (160, 9), (129, 9), (128, 7), (64, 3), (33, 3)])
+def test_ms_ssim_window_fits_pytorch_msssims_four_halvings(side: int, window: int) -> None:
+    assert ms_ssim_window(side, side + 50) == window
+    assert side > 16 * (window - 1)
+
+
 def test_ms_ssim_window_shrinks_for_small_images_and_refuses_tiny_ones():
     assert ms_ssim_window(250, 250) == 11
     assert ms_ssim_window(161, 400) == 11
@@ -91,3 +98,15 @@ def test_summary_gives_the_papers_rows():
     assert summary([30.0, math.inf])["mean"] == math.inf
     with pytest.raises(FacelabError):
         summary([])
+
+
+def test_ms_ssim_many_matches_one_call_per_pair_across_sizes():
+    rng = np.random.default_rng(3)
+    shapes = [(112, 96, 3), (64, 80, 3), (112, 96, 3), (112, 96, 3)]
+    originals = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in shapes]
+    noisy = [np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8) for a in originals]
+    many = ms_ssim_many(originals, noisy, batch=2)
+    assert many == pytest.approx([ms_ssim(a, b) for a, b in zip(originals, noisy)], abs=1e-6)
+    assert ms_ssim_many(originals[:1], originals[:1])[0] == pytest.approx(1.0)
+    with pytest.raises(ImageError, match="2 reconstructions"):
+        ms_ssim_many(originals, noisy[:2])

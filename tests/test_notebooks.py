@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import nbformat
 import numpy as np
+import papermill
 import pytest
 
 from facelab import course
@@ -66,13 +67,27 @@ def test_strip_removes_outputs_and_execution_metadata(tmp_path: Path) -> None:
     assert cell.outputs == [] and cell.execution_count is None and "papermill" not in cell.metadata
 
 
-def test_report_lists_every_notebook_with_its_time_and_values(tmp_path: Path) -> None:
-    runs = [course.Run("01_binarizer", 12.3, True, {"samples": 400, "mean": 0.49871, "curve": [1.0, 2.5]}),
+def test_report_lists_every_notebook_with_its_time_sizes_and_values(tmp_path: Path) -> None:
+    declared = papermill.inspect_notebook(str(by_number("06")))
+    sizes = course.effective_sizes(declared, {"LIMIT": None, "OUTPUT": "x"})
+    assert sizes["LIMIT"] == "None" and sizes["CURVE_IMAGES"] == declared["CURVE_IMAGES"]["default"]
+    assert "OUTPUT" not in sizes and "DATA_ROOT" not in sizes
+    runs = [course.Run("01_binarizer", 12.3, True, {"samples": 400, "mean": 0.49871, "curve": [1.0, 2.5]},
+                       sizes={"SAMPLES": "4000"}),
             course.Run("02_architecture_and_codec", 4.0, False, {}, "CellExecutionError: boom")]
     text = course.write_report(runs, tmp_path, smoke=True).read_text()
     assert "| 01_binarizer | 12.3 | ok |" in text and "| 02_architecture_and_codec | 4.0 | FAILED |" in text
     assert "| `mean` | 0.4987 |" in text and "| `curve` | [1, 2.5] |" in text and "boom" in text
+    assert "Ran at: `SAMPLES = 4000`" in text
     assert (tmp_path / "results.json").is_file()
+
+
+def test_full_reaches_every_evaluation_lesson_and_defaults_stay_subsets() -> None:
+    for number in ("05", "06", "07"):
+        declared = papermill.inspect_notebook(str(by_number(number)))
+        assert "LIMIT" in declared and declared["LIMIT"]["default"] != "None", f"{number} must default to a subset"
+    assert set(course.FULL) <= set(papermill.inspect_notebook(str(by_number("06"))))
+    assert course.build_parser().parse_args(["--full"]).full
 
 
 def test_only_selects_lessons_by_number_or_name() -> None:
@@ -241,7 +256,7 @@ def test_05_lfw_evaluation(executed) -> None:
 def test_06_beyond_the_paper(executed) -> None:
     values = executed("06")
     for name, row in values["codecs_at_rate"].items():
-        assert row["bpp"] == pytest.approx(8 * row["bytes"] / 250**2) and row["psnr"] > 15
+        assert row["bpp"] == pytest.approx(8 * row["bytes"] / (112 * 96)) and row["psnr"] > 15
     equal = values["equal_bpp"]
     reference = next(row for name, row in equal.items() if "@" not in name)
     for name, row in equal.items():

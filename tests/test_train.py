@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from facelab.balance import gradient_scales
 from facelab.model import FaceCodecNet
 from facelab.recipes import RECIPES
-from facelab.train import ResumeError, Trainer, cosine_factor, gradient_scales, make_config, train
+from facelab.train import ResumeError, Trainer, cosine_factor, make_config, train
 from facelab.weights import SHIPPED, load_model, read_checkpoint, resolve, save_checkpoint
 from synthetic import SmoothImages
 

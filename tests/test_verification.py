@@ -14,7 +14,6 @@ from facelab.verification import (
     nearest_neighbour,
     nearest_neighbour_accuracy,
     pairs_accuracy,
-    roc_auc,
 )
 
 # Five originals in 2-D: two of "ann" near the x axis, two of "bob" near the y axis, one of "cid" on the diagonal.
@@ -54,7 +53,7 @@ def test_one_nn_in_chunks_matches_brute_force(monkeypatch: pytest.MonkeyPatch):
     np.fill_diagonal(similarities, -np.inf)
     has_other = np.bincount(ids, minlength=40)[ids] >= 2
     expected_strict = np.mean((ids[similarities.argmax(1)] == ids)[has_other])
-    monkeypatch.setattr(verification, "CHUNK", 7)
+    monkeypatch.setattr(verification, "PROBE_BLOCK", 7)
     assert nearest_neighbour_accuracy(gallery, ids, probes, ids) == pytest.approx(expected)
     assert nearest_neighbour_accuracy(gallery, ids, probes, ids, exclude_same_image=True) == pytest.approx(expected_strict)
     assert 0.3 < expected_strict < expected < 1.0  # the case is neither trivial nor hopeless
@@ -95,17 +94,6 @@ def test_best_threshold_separates_a_known_case():
     threshold = best_threshold(scores, same)
     assert threshold == pytest.approx(0.325)  # the midpoint of 0.3 and 0.35, the only perfect cut
     assert np.all((scores > threshold) == same)
-
-
-def test_roc_auc_on_known_orderings():
-    same = np.array([True, True, False, False])
-    assert roc_auc([0.9, 0.8, 0.2, 0.1], same) == 1.0
-    assert roc_auc([0.1, 0.2, 0.8, 0.9], same) == 0.0
-    assert roc_auc([0.5, 0.5, 0.5, 0.5], same) == 0.5
-    scores = np.array([0.9, 0.4, 0.5, 0.4])  # pairs (same, different): 0.9>0.5, 0.9>0.4, 0.4<0.5, 0.4=0.4 -> 2.5 of 4
-    assert roc_auc(scores, same) == pytest.approx(2.5 / 4)
-    with pytest.raises(FacelabError, match="both"):
-        roc_auc([0.1, 0.2], [True, True])
 
 
 PSNR = np.array([30.0, 33.0, 36.0, 39.0])

@@ -72,10 +72,10 @@ def test_quality_vs_bits_file_holds_only_the_kept_channels(model, face) -> None:
 def test_quality_vs_bits_file_is_a_facelab_header_plus_kept_bits(model, face, monkeypatch) -> None:
     written = {}
     real = codec.xz_compress
-    monkeypatch.setattr(widgets, "xz_compress", lambda data: written.setdefault("data", data) and real(data))
+    monkeypatch.setattr(codec, "xz_compress", lambda data: written.setdefault("data", data) and real(data))
     widgets.quality_vs_bits(face, model, kept=10, order=list(range(128)))
     header, payload = unpack_header(written["data"])
-    assert header.bits == 10 and (header.height, header.width) == (40, 48)
+    assert header.code_channels == 10 and (header.height, header.width) == (40, 48)
     assert len(payload) == header.code_bytes == 10 * 5 * 6 // 8 + (1 if 10 * 5 * 6 % 8 else 0)
 
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from facelab.image_io import to_tensor
+
 CELEBA_SIZE = (218, 178)
 """(height, width) of CelebA's aligned crops."""
 
@@ -58,7 +60,7 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.nda
     y = inverse[1, 0] * u + inverse[1, 1] * v + inverse[1, 2]
     source_h, source_w = image.shape[:2]
     grid = np.stack([(2 * x + 1) / source_w - 1, (2 * y + 1) / source_h - 1], axis=-1)
-    pixels = torch.tensor(image).permute(2, 0, 1)[None].float()
+    pixels = to_tensor(image, unit=False)
     out = F.grid_sample(pixels, torch.from_numpy(grid)[None].float(), mode="bicubic",
                         padding_mode="reflection", align_corners=False)
     return out[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()

@@ -133,13 +133,13 @@ def check_lfw(root: Path, progress: bool) -> DatasetStatus:
         status.missing.append(str(exc))
         return status
     status.found, status.location = True, layout.images_dir
-    people = sorted(p for p in layout.images_dir.iterdir() if p.is_dir())
-    per_person = {person.name: list_images(person, suffixes=(".jpg", ".jpeg", ".png")) for person in people}
-    files = scan_note(status, [path for paths in per_person.values() for path in paths], progress)
+    listed = layout.files()
+    files = scan_note(status, listed, progress)
     status.images = len(files)
     status.identities = len({path.parent.name for path in files})
     status.notes.append(f"layout: {layout.variant}")
-    empty = [name for name, paths in per_person.items() if not paths]
+    with_images = {path.parent.name for path in listed}
+    empty = sorted(p.name for p in layout.images_dir.iterdir() if p.is_dir() and p.name not in with_images)
     if empty:
         status.problems.append(f"{len(empty)} empty person folder(s), e.g. {empty[0]}")
     if layout.pairs is None:

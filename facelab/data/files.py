@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from facelab.errors import DatasetError, ImageError
-from facelab.image_io import IMAGE_SUFFIXES, load_image
+from facelab.image_io import IMAGE_SUFFIXES, load_image, to_tensor
 
 GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 """Pillow modes of single-channel images: loaded as RGB with three equal channels, and counted."""
@@ -89,7 +89,7 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float32 in [0, 1], copied (Pillow's arrays may be read-only)."""
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(255)
+    return to_tensor(image)[0]
 
 
 def file_key(path: Path) -> str:

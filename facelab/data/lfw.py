@@ -33,6 +33,11 @@ class LFWLayout:
     variant: str
     pairs: Path | None
 
+    def files(self) -> list[Path]:
+        """Every image file, person folder by person folder in name order: the one listing of LFW."""
+        return [path for person in sorted(p for p in self.images_dir.iterdir() if p.is_dir())
+                for path in list_images(person, suffixes=(".jpg", ".jpeg", ".png"))]
+
 
 def holds_people(folder: Path) -> bool:
     """Whether `folder` looks like LFW's: it has sub-folders with JPEGs in them."""
@@ -69,8 +74,7 @@ class LFWImages(Dataset):
     def __init__(self, root: str | os.PathLike | None = None, limit: int | None = None,
                  size: tuple[int, int] | None = None, progress: bool = False) -> None:
         self.layout = find_lfw(root)
-        files = [path for person in sorted(p for p in self.layout.images_dir.iterdir() if p.is_dir())
-                 for path in list_images(person, suffixes=(".jpg", ".jpeg", ".png"))]
+        files = self.layout.files()
         self.scan: Scan = scan_images(files[:limit] if limit else files, progress, desc="checking LFW")
         if not self.scan.good:
             raise missing_error("lfw", data_root(root), f"no readable image in {self.layout.images_dir}")

@@ -19,7 +19,7 @@ import numpy as np
 
 from facelab.data.align import FR_SIZE, FR_TEMPLATE, align_face
 from facelab.data.celeba import FaceIndex, box_list, cached_results
-from facelab.data.files import file_key, list_images
+from facelab.data.files import file_key
 from facelab.data.lfw import find_lfw
 from facelab.errors import DatasetError
 from facelab.image_io import atomic_write, encode_png
@@ -72,8 +72,7 @@ def align_lfw(root: str | os.PathLike | None = None, files: list[Path] | None = 
 
     layout = find_lfw(root)
     if files is None:
-        files = [path for person in sorted(p for p in layout.images_dir.iterdir() if p.is_dir())
-                 for path in list_images(person, suffixes=(".jpg", ".jpeg", ".png"))]
+        files = layout.files()
     crops = cache_folder() / "crops"
 
     def detect_chunk(paths: list[Path], images: list[np.ndarray]) -> list[dict]:
@@ -99,6 +98,19 @@ def align_lfw(root: str | os.PathLike | None = None, files: list[Path] | None = 
                            f"{results[unreadable[0]]['problem']}; run `facelab data check`")
     return AlignedLFW({path: crops / entry["crop"] for path, entry in results.items()},
                       [path for path, entry in results.items() if entry["box"] is None])
+
+
+def lfw_face(root: str | os.PathLike | None, name: str, view: str = VIEW, device: str | None = None) -> np.ndarray:
+    """One LFW image as an RGB array, by its path under LFW's image folder ('Person/Person_0001.jpg'), in `view`:
+    '250x250' is the file as it is, VIEW its aligned crop (made now if not cached)."""
+    from facelab.image_io import load_image
+
+    path = find_lfw(root).images_dir / name
+    if view == VIEW:
+        path = align_lfw(root, files=[path], device=device, progress=False).crops[path]
+    elif view != "250x250":
+        raise DatasetError(f"unknown LFW view {view!r}: use 250x250 or {VIEW}")
+    return load_image(path)
 
 
 def lfw_faces(root: str | os.PathLike | None = None, limit: int = 32, device: str | None = None) -> list[dict]:

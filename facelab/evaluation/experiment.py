@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -20,11 +20,13 @@ from facelab.evaluation.originals import Originals, compute_originals, fallback_
 from facelab.evaluation.output import per_image_table, write_results
 from facelab.evaluation.paper import LFW_IMAGES, PAPER_TABLE1, PAPER_TABLE2
 from facelab.evaluation.report import originals_name
+from facelab.evaluation.rows import Score
 from facelab.evaluation.runner import MethodResult, coded_sizes, evaluate_method, original_result
 from facelab.evaluation.scores import bd_rates, score
 from facelab.evaluation.selection import LFW_SIZES, EvalSet, folder_set, lfw_set, lfw_view, select
 from facelab.evaluation.timing import StageTimer
 from facelab.model import FaceCodecNet
+from facelab.rate import bpp
 from facelab.runtime import get_device
 from facelab.weights import SHIPPED, SHIPPED_DIR, load_model, read_checkpoint
 
@@ -135,20 +137,20 @@ class EvaluationRun:
         """A method's per-image results on the whole set, or on a subset with its originals' data."""
         return evaluate_method(method, (subset or self.evalset).images, originals or self.originals, self.context)
 
-    def paper_tables(self, models: dict[str, FaceCodecNet]) -> tuple[dict, list[dict]]:
+    def paper_tables(self, models: dict[str, FaceCodecNet]) -> tuple[dict[str, Score], list[Score]]:
         """Table 1 (per model) and Table 2 rows: the originals, each model (.xz, full size) and each JPEG quality."""
         original = score(original_result(self.originals), "file", self.originals, self.evalset)
-        original["method"] = originals_name(self.evalset.view)
-        table1, table2 = {}, [original]
+        table1, table2 = {}, [replace(original, method=originals_name(self.evalset.view))]
         everything = list(range(len(self.evalset.images)))
         methods = [(method, method.coders[0]) for method in (FacelabMethod(model, 1.0, label)
                                                              for label, model in models.items())]
         methods += [(CodecMethod("jpeg", quality), "jpeg") for quality in self.config.jpeg_qualities]
         for method, coder in methods:
             result = self.run(method)
-            row = score(result, coder, self.originals, self.evalset)
+            label = method.label if isinstance(method, FacelabMethod) else None
+            row = score(result, coder, self.originals, self.evalset, model=label)
             table2.append(row)
-            self.per_image.append((row["method"], result, coder, everything))
+            self.per_image.append((row.method, result, coder, everything))
             if isinstance(method, FacelabMethod):
                 table1[method.label] = row
         return table1, table2
@@ -158,7 +160,7 @@ class EvaluationRun:
         index = sorted(self.order[:self.config.curve_limit])
         return self.evalset.subset(self.config.curve_limit, self.order), index, self.originals.take(index)
 
-    def curves(self, models: dict[str, FaceCodecNet]) -> list[dict]:
+    def curves(self, models: dict[str, FaceCodecNet]) -> list[Score]:
         """Rate-distortion / rate-accuracy points: each model at each scale and coder, each codec at each quality."""
         subset, _, originals = self.curve_subset()
         curve_models = dict(models)
@@ -174,24 +176,24 @@ class EvaluationRun:
                 for coder in [c for c in self.config.coders if c in usable] or method.coders:
                     if coder != method.coders[0]:
                         result.sizes[coder] = coded_sizes(method, coder, subset.images, self.context)
-                    row = score(result, coder, originals, subset)
+                    row = score(result, coder, originals, subset, model=label)
                     curve = hyperprior_curve(model) if hyperprior else f"facelab {method.label} ({coder})"
-                    points.append({**row, "method": f"{method.name} ({coder})", "curve": curve, "scale": scale})
+                    points.append(row.on_curve(curve, scale, f"{method.name} ({coder})"))
         for codec, qualities in self.config.curve_qualities.items():
             for quality in qualities:
                 row = score(self.run(CodecMethod(codec, quality), subset, originals), codec, originals, subset)
-                points.append({**row, "curve": codec})
+                points.append(row.on_curve(codec))
         return points
 
-    def equal_rate(self, label: str, model: FaceCodecNet) -> list[dict]:
+    def equal_rate(self, label: str, model: FaceCodecNet) -> list[Score]:
         """The reference model's row, then each codec coding every image at that image's bpp (its first coder's)."""
         subset, index, originals = self.curve_subset()
         reference = FacelabMethod(model, 1.0, label)
         coder = reference.coders[0]
         result = self.run(reference, subset, originals)
-        bpp = 8.0 * result.sizes[coder] / (originals.heights * originals.widths)
-        targets = {image.key: float(value) for image, value in zip(subset.images, bpp)}
-        rows = [score(result, coder, originals, subset)]
+        rates = bpp(result.sizes[coder], originals.heights, originals.widths)
+        targets = {image.key: float(value) for image, value in zip(subset.images, rates)}
+        rows = [score(result, coder, originals, subset, model=label)]
         for codec in self.config.equal_rate:
             method = EqualRateMethod(codec, targets, label, {**reference.cache_key, "coder": coder})
             coded = self.run(method, subset, originals)
@@ -232,8 +234,8 @@ def run_evaluation(config: EvaluationConfig) -> dict:
     curve_set, _, curve_originals = session.curve_subset()
     curve_points = session.curves(models) if config.curves else []
     equal_rows = session.equal_rate(*next(iter(models.items()))) if config.equal_rate and models else []
-    curve_original = score(original_result(curve_originals), "file", curve_originals, curve_set)
-    curve_original["method"] = table2[0]["method"]
+    curve_original = replace(score(original_result(curve_originals), "file", curve_originals, curve_set),
+                             method=table2[0].method)
     results = {
         "facelab_version": __version__,
         "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
@@ -258,3 +260,15 @@ def run_evaluation(config: EvaluationConfig) -> dict:
     }
     write_results(config.output, results, context.timer, per_image_table(evalset, session.originals, session.per_image))
     return results
+
+
+def evaluate(**settings) -> dict:
+    """Run an evaluation (keyword arguments: the fields of EvaluationConfig) and return its results: results.json's
+    content, with every table row and curve point a `rows.Score`."""
+    unknown = set(settings) - set(EvaluationConfig.__dataclass_fields__)
+    if unknown:
+        raise FacelabError(f"unknown evaluation settings: {', '.join(sorted(unknown))}")
+    for name in ("output", "cache"):
+        if settings.get(name) is not None:
+            settings[name] = Path(settings[name])
+    return run_evaluation(EvaluationConfig(**settings))

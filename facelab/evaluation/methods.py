@@ -25,7 +25,7 @@ from facelab.weights import model_id
 
 
 @dataclass
-class Coded:
+class MethodOutput:
     """One image through a method: the compressed size in bytes per coder, the reconstruction, the quality used."""
 
     sizes: dict[str, int]
@@ -52,7 +52,7 @@ class Method:
         """What its cached results depend on (the cache folder is a hash of this)."""
         raise NotImplementedError
 
-    def code(self, image: np.ndarray, key: str) -> Coded:
+    def code(self, image: np.ndarray, key: str) -> MethodOutput:
         """Compress and reconstruct one image (`key` identifies the image, for per-image targets)."""
         raise NotImplementedError
 
@@ -83,10 +83,10 @@ class FacelabMethod(Method):
         height, width = image.shape[:2]
         return resize(image, max(1, round(height * self.scale)), max(1, round(width * self.scale)))
 
-    def code(self, image: np.ndarray, key: str) -> Coded:
+    def code(self, image: np.ndarray, key: str) -> MethodOutput:
         data = codec.compress(self.shrink(image), self.model, coder=self.coders[0])
         reconstruction = codec.decompress(data, self.model)
-        return Coded({self.coders[0]: len(data)}, resize(reconstruction, *image.shape[:2]), self.scale)
+        return MethodOutput({self.coders[0]: len(data)}, resize(reconstruction, *image.shape[:2]), self.scale)
 
     def size(self, image: np.ndarray, coder: str) -> int:
         """Bytes of `image` coded with another of its coders ('context'): the reconstruction is the same."""
@@ -108,9 +108,9 @@ class CodecMethod(Method):
     def cache_key(self) -> dict:
         return {"method": "codec", "codec": self.family, "quality": self.quality}
 
-    def code(self, image: np.ndarray, key: str) -> Coded:
+    def code(self, image: np.ndarray, key: str) -> MethodOutput:
         encoded = baselines.at_quality(image, self.family, self.quality)
-        return Coded({self.family: len(encoded.data)}, baselines.decode(encoded.data, self.family), encoded.quality)
+        return MethodOutput({self.family: len(encoded.data)}, baselines.decode(encoded.data, self.family), encoded.quality)
 
 
 @dataclass
@@ -130,6 +130,6 @@ class EqualRateMethod(Method):
     def cache_key(self) -> dict:
         return {"method": "equal-rate", "codec": self.family, "reference": self.reference_key}
 
-    def code(self, image: np.ndarray, key: str) -> Coded:
+    def code(self, image: np.ndarray, key: str) -> MethodOutput:
         encoded = baselines.find_close(image, self.family, self.targets[key])
-        return Coded({self.family: len(encoded.data)}, baselines.decode(encoded.data, self.family), encoded.quality)
+        return MethodOutput({self.family: len(encoded.data)}, baselines.decode(encoded.data, self.family), encoded.quality)

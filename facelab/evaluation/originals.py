@@ -17,13 +17,14 @@ from tqdm.auto import tqdm
 from facelab import faces
 from facelab.data.files import read_rgb
 from facelab.evaluation.context import RunContext
+from facelab.image_io import to_tensor
 from facelab.evaluation.selection import EvalImage
 from facelab.evaluation.store import ShardStore, store_folder
 
 FALLBACK_BOX = (0.311, 0.259, 0.683, 0.757)
 """x1, y1, x2, y2 as fractions of width / height: the median MTCNN box of 400 seeded LFW deep-funneled originals."""
 
-CHUNK = 256
+CACHE_CHUNK = 256
 """Images per cached shard: at most this much work is lost when a run is interrupted."""
 
 
@@ -70,8 +71,7 @@ def embed_crops(images: list[np.ndarray], boxes: np.ndarray, context: RunContext
     out = []
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=context.precision == "bf16"):
         for start in range(0, len(images), batch_size):
-            crops = [faces.crop_faces(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
-                                      .float().div(255), torch.from_numpy(box[None]))
+            crops = [faces.crop_faces(to_tensor(image), torch.from_numpy(box[None]))
                      for image, box in zip(images[start:start + batch_size], boxes[start:start + batch_size])]
             out.append(faces.embed(facenet, torch.cat(crops).to(device)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
@@ -98,8 +98,8 @@ def compute_originals(images: list[EvalImage], context: RunContext) -> Originals
     missing = store.missing(keys)
     with tqdm(total=len(missing), desc="originals (MTCNN + FaceNet)", unit="img",
               disable=not context.progress or not missing) as bar:
-        for start in range(0, len(missing), CHUNK):
-            chunk = missing[start:start + CHUNK]
+        for start in range(0, len(missing), CACHE_CHUNK):
+            chunk = missing[start:start + CACHE_CHUNK]
             with timer("load"):
                 arrays = [read_rgb(images[i].path) for i in chunk]
             with timer("mtcnn originals"):

@@ -11,6 +11,7 @@ from facelab.evaluation.runner import MethodResult
 from facelab.evaluation.selection import EvalSet
 from facelab.evaluation.timing import StageTimer
 from facelab.image_io import atomic_write
+from facelab.rate import bpp
 
 
 def per_image_table(evalset: EvalSet, originals: Originals,
@@ -23,9 +24,9 @@ def per_image_table(evalset: EvalSet, originals: Originals,
     columns = [[str(image.source or image.path) for image in evalset.images],
                [image.identity for image in evalset.images],
                originals.file_bytes.tolist(), originals.detected.tolist()]
-    pixels = originals.heights * originals.widths
+    heights, widths = originals.heights, originals.widths
     for name, result, coder, indices in methods:
-        values = {"bytes": result.sizes[coder], "bpp": 8.0 * result.sizes[coder] / pixels[indices],
+        values = {"bytes": result.sizes[coder], "bpp": bpp(result.sizes[coder], heights[indices], widths[indices]),
                   "psnr": result.psnr, "ms_ssim": result.ms_ssim, "cosine": result.cosine,
                   "face_detected": result.detected}
         for field_name, array in values.items():
@@ -49,7 +50,7 @@ def write_results(folder: Path, results: dict, timer: StageTimer, per_image: rep
               for label, row in results["table1"].items()}
     tables["table2"] = ("Table 2", report.table2(results["table2"], lfw))
     if results["equal_bpp"]:
-        tables["equal_bpp"] = (f"Equal bpp (each image at its {results['equal_bpp'][0]['method']} bpp)",
+        tables["equal_bpp"] = (f"Equal bpp (each image at its {results['equal_bpp'][0].method} bpp)",
                                report.points_table(results["equal_bpp"]))
     if results["curves"]:
         tables["curves"] = ("Rate-distortion and rate-accuracy points", report.points_table(results["curves"]))

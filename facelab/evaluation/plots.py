@@ -6,7 +6,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from facelab.bitstream import CODERS, coders_for
 from facelab.evaluation.paper import PAPER_TABLE1
+from facelab.evaluation.rows import Score
 
 PANELS_DISTORTION = (("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"))
 PANELS_ACCURACY = (("cosine", "avg cosine similarity"), ("nn_accuracy", "1-NN accuracy (paper's)"),
@@ -19,37 +21,41 @@ CODEC_COLOURS = {"jpeg": "tab:green", "webp": "tab:red", "jpeg2000": "tab:purple
 FACELAB_COLOURS = ("tab:blue", "tab:orange", "tab:cyan", "tab:olive", "tab:pink", "tab:gray")
 
 
-def colours(points: list[dict]) -> dict[str, str]:
-    """A colour per codec family and per facelab model (both coders of a model share it)."""
-    models = list(dict.fromkeys(point["curve"].rsplit(" (", 1)[0] for point in points
-                                if point["family"] not in CODEC_COLOURS))
-    return {**CODEC_COLOURS, **{model: FACELAB_COLOURS[n % len(FACELAB_COLOURS)] for n, model in enumerate(models)}}
+def series(row: Score) -> str:
+    """What a point shares its colour with: its codec family, else its facelab model when the model has several
+    coders of one reconstruction (binary codes: .xz and context), else its curve (a hyperprior's rates)."""
+    if row.family in CODEC_COLOURS:
+        return row.family
+    coder = CODERS.get(row.coder)
+    return row.model if coder is not None and coder.family == "binary" and row.model else row.curve or row.method
 
 
-def _colour(row: dict, palette: dict[str, str]) -> str | None:
-    """The colour of a point or curve: its codec family's, else its facelab model's."""
-    return palette.get(row["family"]) or palette.get(row.get("curve", row["method"]).rsplit(" (", 1)[0])
+def alternative_coder(row: Score) -> bool:
+    """True for a point coded by a second coder of the same reconstruction (context beside .xz): drawn dashed."""
+    coder = CODERS.get(row.coder)
+    return coder is not None and coders_for(coder.family)[0] != row.coder
 
 
-def _value(row: dict, metric: str) -> float | None:
-    """A row's average of `metric` (the mean of a summary, or the number itself)."""
-    value = row.get(metric)
-    return value["mean"] if isinstance(value, dict) else value
+def colours(points: list[Score]) -> dict[str, str]:
+    """A colour per codec family and per facelab series (see `series`)."""
+    names = list(dict.fromkeys(series(point) for point in points if point.family not in CODEC_COLOURS))
+    return {**CODEC_COLOURS, **{name: FACELAB_COLOURS[n % len(FACELAB_COLOURS)] for n, name in enumerate(names)}}
 
 
-def _curves(points: list[dict]) -> dict[str, list[dict]]:
+def _curves(points: list[Score]) -> dict[str, list[Score]]:
     """Points grouped by curve, each curve sorted by bpp."""
-    curves: dict[str, list[dict]] = {}
+    curves: dict[str, list[Score]] = {}
     for point in points:
-        curves.setdefault(point["curve"], []).append(point)
-    return {name: sorted(rows, key=lambda row: row["bpp"]["mean"]) for name, rows in curves.items()}
+        curves.setdefault(point.curve, []).append(point)
+    return {name: sorted(rows, key=lambda row: row.bpp.mean) for name, rows in curves.items()}
 
 
-def plot(path: Path, points: list[dict], equal_rate: list[dict], original: dict | None,
+def plot(path: Path, points: list[Score], equal_rate: list[Score], original: Score | None,
          panels: tuple[tuple[str, str], ...], title: str, paper_point: bool = False) -> Path | None:
-    """One PNG with a panel per metric: a line per curve, equal-bpp results as large markers, originals dashed."""
+    """One PNG with a panel per metric: a line per curve (error bars: one standard error), equal-bpp results as
+    large markers, originals dotted."""
     panels = tuple((metric, label) for metric, label in panels
-                   if any(_value(row, metric) is not None for row in points + equal_rate))
+                   if any(row.value(metric) is not None for row in points + equal_rate))
     if not panels:
         return None
     palette = colours(points)
@@ -57,16 +63,18 @@ def plot(path: Path, points: list[dict], equal_rate: list[dict], original: dict 
     axes = figure.subplots(1, len(panels), squeeze=False)
     for axis, (metric, label) in zip(axes[0], panels):
         for name, rows in _curves(points).items():
-            xy = [(row["bpp"]["mean"], _value(row, metric)) for row in rows if _value(row, metric) is not None]
-            if xy:
-                axis.plot(*zip(*xy), marker="o", linestyle="--" if "context" in name else "-", label=name,
-                          color=_colour(rows[0], palette))
+            shown = [row for row in rows if row.value(metric) is not None]
+            if shown:
+                axis.errorbar([row.bpp.mean for row in shown], [row.value(metric) for row in shown],
+                              yerr=[row.error(metric) or 0.0 for row in shown], marker="o", capsize=2,
+                              linestyle="--" if alternative_coder(shown[0]) else "-", label=name,
+                              color=palette[series(shown[0])])
         for row in equal_rate:
-            if _value(row, metric) is not None:
-                axis.scatter(row["bpp"]["mean"], _value(row, metric), marker="*", s=160, zorder=3,
-                             edgecolors="black", linewidths=0.5, color=_colour(row, palette), label=row["method"])
-        if original is not None and _value(original, metric) not in (None, float("inf")) and metric != "ms_ssim":
-            axis.axhline(_value(original, metric), color="grey", linestyle=":", label="originals")
+            if row.value(metric) is not None:
+                axis.scatter(row.bpp.mean, row.value(metric), marker="*", s=160, zorder=3,
+                             edgecolors="black", linewidths=0.5, color=palette[series(row)], label=row.method)
+        if original is not None and original.value(metric) not in (None, float("inf")) and metric != "ms_ssim":
+            axis.axhline(original.value(metric), color="grey", linestyle=":", label="originals")
         if paper_point and metric in PAPER_TABLE1:
             axis.scatter(PAPER_TABLE1["bpp"]["mean"], PAPER_TABLE1[metric]["mean"], marker="X", s=90, color="black",
                          zorder=3, label="paper (Table 1)")

@@ -6,11 +6,13 @@ import csv
 import io
 import json
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from facelab.bitstream import CODERS
 from facelab.evaluation.paper import LFW_IMAGES, PAPER_TABLE1, PAPER_TABLE2
+from facelab.evaluation.rows import Score, Summary
 from facelab.image_io import atomic_write
 
 PROTOCOL = """## How these numbers are made
@@ -34,6 +36,10 @@ PROTOCOL = """## How these numbers are made
 - **Facelab operating points** (curves): the image is coded at a fraction of its size and upscaled back
   (bicubic); bpp still counts the original pixels. Both entropy coders give the same reconstruction.
 - **BD-rate**: Bjøntegaard delta rate against the JPEG curve (negative = fewer bits at equal quality).
+- **± values**: one standard error, the sampling error of an average at this many images: the images' standard
+  deviation over sqrt(images) for bpp, PSNR, MS-SSIM and cosine; sqrt(p (1 - p) / probes) for 1-NN accuracy; the
+  folds' sample standard deviation over sqrt(folds) for pairs accuracy. Two rows whose difference is within about twice
+  these may not differ on all of LFW.
 """
 """The protocol notes appended to results.md (followed by the LFW view's note, VIEW_NOTES)."""
 
@@ -61,13 +67,29 @@ Table = tuple[list[str], list[list[Any]]]
 """A table: its header and its rows of cells."""
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A table cell that is an average with its sampling error: 'value ± se' in Markdown, two columns in CSV."""
+
+    value: float | None
+    se: float | None
+
+
 def cell(value: Any, digits: int = 3) -> str:
     """A value as table text: numbers to `digits` decimals, None / nan as an em dash, inf as 'inf'."""
+    if isinstance(value, Estimate):
+        shown = cell(value.value, digits)
+        return shown if value.se is None or value.value is None else f"{shown} ± {value.se:.{digits}f}"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, float):
         return "inf" if math.isinf(value) else f"{value:.{digits}f}"
     return str(value)
+
+
+def estimate(row: Score, metric: str) -> Estimate:
+    """A row's average of `metric` with its sampling error, as one cell."""
+    return Estimate(row.value(metric), row.error(metric))
 
 
 def markdown(table: Table) -> str:
@@ -79,12 +101,19 @@ def markdown(table: Table) -> str:
 
 
 def csv_text(table: Table) -> str:
-    """The table as CSV, numbers at full precision, missing values empty."""
+    """The table as CSV, numbers at full precision, missing values empty; an Estimate column is followed by
+    its standard error's column ('<name> SE')."""
     header, rows = table
+    split = [any(isinstance(row[i], Estimate) for row in rows) for i in range(len(header))]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([["" if value is None else value for value in row] for row in rows])
+    writer.writerow([name for name, two in zip(header, split) for name in ((name, f"{name} SE") if two else (name,))])
+    for row in rows:
+        cells = []
+        for value, two in zip(row, split):
+            parts = (value.value, value.se) if isinstance(value, Estimate) else (value, None) if two else (value,)
+            cells += ["" if part is None else part for part in parts]
+        writer.writerow(cells)
     return buffer.getvalue()
 
 
@@ -98,10 +127,10 @@ def originals_name(view: str | None) -> str:
     return ORIGINALS.get(view, ORIGINALS[None])[0]
 
 
-def table1(model: str, row: dict, view: str | None = "250x250") -> Table:
+def table1(model: str, row: Score, view: str | None = "250x250") -> Table:
     """Table 1 for one model: bpp, both compression ratios, PSNR, MS-SSIM as average / max / min, and the paper's."""
     paper = PAPER_TABLE1 if model == "face" else {}
-    lines = [(f"bpp ({CODERS[row.get('coder', 'xz')].suffix} files)", "bpp", "bpp"),
+    lines = [(f"bpp ({CODERS[row.coder].suffix} files)", "bpp", "bpp"),
              ("compression ratio vs raw 24-bit RGB", "ratio_raw", None),
              (f"compression ratio vs {ORIGINALS.get(view, ORIGINALS[None])[1]}", "ratio_file", None),
              ("compression ratio (paper's, definition not given)", None, "compression_ratio"),
@@ -109,22 +138,23 @@ def table1(model: str, row: dict, view: str | None = "250x250") -> Table:
              ("MS-SSIM", "ms_ssim", "ms_ssim")]
     rows = []
     for label, ours, theirs in lines:
-        values = [row[ours][key] if ours else None for key in ("mean", "max", "min")]
+        summary: Summary | None = getattr(row, ours) if ours else None
+        values = [Estimate(summary.mean, summary.se), summary.max, summary.min] if summary else [None] * 3
         published = [paper[theirs][key] if theirs and paper else None for key in ("mean", "max", "min")]
         rows.append([label, *values, *published])
     return ["metric", "average", "maximum", "minimum", "paper average", "paper maximum", "paper minimum"], rows
 
 
-def paper_row_name(row: dict) -> str | None:
+def paper_row_name(row: Score) -> str | None:
     """The paper's Table 2 row matching one of ours ('face', 'face-pixel', 'jpeg-q70', ...), if any."""
-    if row["family"] == "facelab":
-        return row["method"]
-    if row["family"] == "jpeg" and row["quality"] is not None:
-        return f"jpeg-q{row['quality']['mean']:g}"
+    if row.family == "facelab":
+        return row.model
+    if row.family == "jpeg" and row.quality is not None:
+        return f"jpeg-q{row.quality.mean:g}"
     return None
 
 
-def table2(rows: list[dict], lfw: bool) -> Table:
+def table2(rows: list[Score], lfw: bool) -> Table:
     """Table 2: dataset size, bpp, cosine, both 1-NN accuracies, misses, pairs accuracy, and the paper's row."""
     header = ["method", "images", "MB"] + ([f"MB for {LFW_IMAGES:,}"] if lfw else []) + [
         "bpp", "avg cosine", "1-NN acc. (paper's)", "1-NN acc. (own original excluded)", "faces not detected",
@@ -132,20 +162,21 @@ def table2(rows: list[dict], lfw: bool) -> Table:
     out = []
     for row in rows:
         paper = PAPER_TABLE2.get(paper_row_name(row) or "", {})
-        scaled = [row["bytes"] / row["images"] * LFW_IMAGES / 1e6] if lfw else []
-        out.append([row["method"], row["images"], row["mb"], *scaled, row["bpp"]["mean"], row["cosine"],
-                    row["nn_accuracy"], row["nn_accuracy_strict"], row["not_detected"], row["pairs_accuracy"],
+        scaled = [row.bytes / row.images * LFW_IMAGES / 1e6] if lfw else []
+        out.append([row.method, row.images, row.mb, *scaled, estimate(row, "bpp"), estimate(row, "cosine"),
+                    estimate(row, "nn_accuracy"), estimate(row, "nn_accuracy_strict"), row.not_detected,
+                    estimate(row, "pairs_accuracy"),
                     paper.get("mb"), paper.get("cosine"), paper.get("accuracy"), paper.get("not_detected")])
     return header, out
 
 
-def points_table(rows: list[dict]) -> Table:
-    """Rate-distortion and rate-accuracy points (also the equal-bpp table): averages per method."""
+def points_table(rows: list[Score]) -> Table:
+    """Rate-distortion and rate-accuracy points (also the equal-bpp table): averages per method, ± sampling error."""
     header = ["method", "images", "bpp", "PSNR (dB)", "MS-SSIM", "avg cosine", "1-NN acc. (paper's)",
               "1-NN acc. (own original excluded)", "faces not detected", "pairs acc. (10-fold)"]
-    return header, [[row["method"], row["images"], row["bpp"]["mean"], row["psnr"]["mean"], row["ms_ssim"]["mean"],
-                     row["cosine"], row["nn_accuracy"], row["nn_accuracy_strict"], row["not_detected"],
-                     row["pairs_accuracy"]] for row in rows]
+    metrics = ("bpp", "psnr", "ms_ssim", "cosine", "nn_accuracy", "nn_accuracy_strict")
+    return header, [[row.method, row.images, *[estimate(row, metric) for metric in metrics], row.not_detected,
+                     estimate(row, "pairs_accuracy")] for row in rows]
 
 
 def bd_table(entries: list[dict]) -> Table:
@@ -167,7 +198,11 @@ def write_table(folder: Path, name: str, table: Table) -> None:
 
 
 def _json_safe(value: Any) -> Any:
-    """Replace nan / inf floats by None, recursively, so results.json is valid JSON."""
+    """Rows as dicts, nan / inf floats as None, recursively, so results.json is valid JSON."""
+    if isinstance(value, Score):
+        return _json_safe(value.to_dict())
+    if isinstance(value, Summary):
+        return _json_safe(asdict(value))
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

@@ -16,10 +16,10 @@ from facelab import faces
 from facelab.data.files import read_rgb
 from facelab.evaluation.context import RunContext
 from facelab.evaluation.methods import FacelabMethod, Method
-from facelab.evaluation.originals import CHUNK, Originals, embed_crops, embedder_settings, prepare_mtcnn
+from facelab.evaluation.originals import CACHE_CHUNK, Originals, embed_crops, embedder_settings, prepare_mtcnn
 from facelab.evaluation.selection import EvalImage
 from facelab.evaluation.store import ShardStore, store_folder
-from facelab.metrics import cosine_similarity, ms_ssim, psnr
+from facelab.metrics import cosine_similarity, ms_ssim_many, psnr
 
 
 @dataclass
@@ -52,7 +52,7 @@ def original_result(originals: Originals) -> MethodResult:
                         cosine_similarity(originals.embeddings, originals.embeddings), originals.detected)
 
 
-def _compute_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray,
+def measure_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray,
                    context: RunContext) -> dict[str, np.ndarray]:
     """The cached columns for one chunk of images."""
     device, timer, batch_size = context.device, context.timer, context.batch_size
@@ -63,7 +63,7 @@ def _compute_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray,
     reconstructions = [item.reconstruction for item in coded]
     with timer("psnr + ms-ssim"):
         psnrs = np.asarray([psnr(a, r) for a, r in zip(arrays, reconstructions)])
-        ms_ssims = np.asarray([ms_ssim(a, r) for a, r in zip(arrays, reconstructions)])
+        ms_ssims = ms_ssim_many(arrays, reconstructions)
     with timer("facenet reconstructions"):
         embeddings = embed_crops(reconstructions, boxes, context)
     with timer("mtcnn reconstructions"):
@@ -81,9 +81,9 @@ def evaluate_method(method: Method, images: list[EvalImage], originals: Original
     keys = [image.key for image in images]
     missing = store.missing(keys)
     with tqdm(total=len(missing), desc=method.name, unit="img", disable=not context.progress or not missing) as bar:
-        for start in range(0, len(missing), CHUNK):
-            chunk = missing[start:start + CHUNK]
-            columns = _compute_chunk(method, [images[i] for i in chunk], originals.boxes[chunk], context)
+        for start in range(0, len(missing), CACHE_CHUNK):
+            chunk = missing[start:start + CACHE_CHUNK]
+            columns = measure_chunk(method, [images[i] for i in chunk], originals.boxes[chunk], context)
             store.add([keys[i] for i in chunk], columns)
             bar.update(len(chunk))
     columns = store.gather(keys)
@@ -102,8 +102,8 @@ def coded_sizes(method: FacelabMethod, coder: str, images: list[EvalImage], cont
     missing = store.missing(keys)
     with tqdm(total=len(missing), desc=f"{method.name} ({coder})", unit="img",
               disable=not context.progress or not missing) as bar:
-        for start in range(0, len(missing), CHUNK):
-            chunk = missing[start:start + CHUNK]
+        for start in range(0, len(missing), CACHE_CHUNK):
+            chunk = missing[start:start + CACHE_CHUNK]
             with timer("load"):
                 arrays = [read_rgb(images[i].path) for i in chunk]
             with timer(f"coder {coder}"):

@@ -19,23 +19,14 @@ import numpy as np
 from facelab.bdrate import bd_rate
 from facelab.errors import FacelabError
 from facelab.evaluation.originals import Originals
+from facelab.evaluation.rows import Score, Summary
 from facelab.evaluation.runner import MethodResult
 from facelab.evaluation.selection import EvalSet
-from facelab.metrics import summary
+from facelab.rate import bpp
 from facelab.verification import nearest_neighbour, pairs_accuracy
 
 BD_METRICS = {"PSNR": "psnr", "MS-SSIM dB": "ms_ssim_db", "cosine": "cosine"}
 """Quality measures BD-rate is computed over (MS-SSIM in dB: -10 log10(1 - MS-SSIM))."""
-
-
-def _finite(value: float) -> float | None:
-    """A float for JSON: None for nan / inf."""
-    return float(value) if math.isfinite(value) else None
-
-
-def _summary(values: np.ndarray) -> dict[str, float | None]:
-    """mean / max / min, with inf and nan as None."""
-    return {name: _finite(value) for name, value in summary(values).items()}
 
 
 def identification(result: MethodResult, originals: Originals, evalset: EvalSet) -> dict[str, float | int | None]:
@@ -53,62 +44,56 @@ def identification(result: MethodResult, originals: Originals, evalset: EvalSet)
 
 
 def pairs_score(result: MethodResult, evalset: EvalSet) -> dict[str, float | int | None]:
-    """LFW View-2 accuracy (mean and std over folds) on the set's complete pairs; None when there are too few."""
+    """LFW View-2 accuracy (mean, std and standard error over folds) on the set's complete pairs; None when there are
+    too few."""
     pairs = evalset.pairs
     folds = np.asarray([pair.fold for pair in pairs])
     same = np.asarray([pair.same for pair in pairs])
     usable = len(pairs) >= 2 and len(np.unique(folds)) >= 2
     if not usable:
-        return {"pairs_accuracy": None, "pairs_std": None, "pairs": len(pairs)}
+        return {"pairs_accuracy": None, "pairs_std": None, "pairs_se": None, "pairs": len(pairs)}
     first = result.embeddings[[pair.first for pair in pairs]]
     second = result.embeddings[[pair.second for pair in pairs]]
     scored = pairs_accuracy(first, second, same, folds)
-    return {"pairs_accuracy": scored.mean, "pairs_std": scored.std, "pairs": len(pairs)}
+    return {"pairs_accuracy": scored.mean, "pairs_std": scored.std, "pairs_se": scored.standard_error,
+            "pairs": len(pairs)}
 
 
-def score(result: MethodResult, coder: str, originals: Originals, evalset: EvalSet) -> dict:
-    """Every number of one (method, coder) row: sizes, bpp, ratios, PSNR, MS-SSIM, cosine, 1-NN, pairs, misses."""
+def score(result: MethodResult, coder: str, originals: Originals, evalset: EvalSet, model: str | None = None) -> Score:
+    """Every number of one (method, coder) row: sizes, bpp, ratios, PSNR, MS-SSIM, cosine, 1-NN, pairs, misses.
+
+    `model` is the facelab model's label when the method is one of its operating points."""
     sizes = result.sizes[coder]
     pixels = originals.heights * originals.widths
-    bpp = 8.0 * sizes / pixels
     name = result.name if coder in ("xz", "hyperprior", result.family, "file") else f"{result.name} ({coder})"
-    return {
-        "method": name,
-        "family": result.family,
-        "coder": coder,
-        "images": len(sizes),
-        "bytes": int(sizes.sum()),
-        "mb": float(sizes.sum() / 1e6),
-        "bpp": _summary(bpp),
-        "ratio_raw": _summary(3.0 * pixels / sizes),
-        "ratio_file": _summary(originals.file_bytes / sizes),
-        "psnr": _summary(result.psnr),
-        "ms_ssim": _summary(result.ms_ssim),
-        "quality": _summary(result.quality) if np.isfinite(result.quality).all() else None,
-        "cosine": float(np.mean(result.cosine)),
-        "not_detected": int((~result.detected).sum()),
-        **identification(result, originals, evalset),
-        **pairs_score(result, evalset),
-    }
+    cosine = np.asarray(result.cosine, dtype=np.float64)
+    return Score(
+        method=name, family=result.family, coder=coder, images=len(sizes), bytes=int(sizes.sum()),
+        mb=float(sizes.sum() / 1e6), bpp=Summary.of(bpp(sizes, originals.heights, originals.widths)),
+        ratio_raw=Summary.of(3.0 * pixels / sizes),
+        ratio_file=Summary.of(originals.file_bytes / sizes), psnr=Summary.of(result.psnr),
+        ms_ssim=Summary.of(result.ms_ssim),
+        quality=Summary.of(result.quality) if np.isfinite(result.quality).all() else None,
+        cosine=float(cosine.mean()), cosine_se=Summary.of(cosine).se, not_detected=int((~result.detected).sum()),
+        **identification(result, originals, evalset), **pairs_score(result, evalset), model=model,
+    )
 
 
-def bd_rates(points: list[dict], anchor: str = "jpeg") -> list[dict]:
+def bd_rates(points: list[Score], anchor: str = "jpeg") -> list[dict]:
     """BD-rate of every curve against the `anchor` curve (JPEG's by default), per BD_METRICS entry (None where the
     curves do not overlap). Negative: the curve needs that many percent fewer bits for the same quality."""
-    curves: dict[str, list[dict]] = {}
+    curves: dict[str, list[Score]] = {}
     for point in points:
-        curves.setdefault(point["curve"], []).append(point)
+        curves.setdefault(point.curve, []).append(point)
     if anchor not in curves:
         return []
 
-    def series(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
-        rate = np.asarray([row["bpp"]["mean"] for row in rows])
+    def series(rows: list[Score], metric: str) -> tuple[np.ndarray, np.ndarray]:
+        rate = np.asarray([row.bpp.mean for row in rows])
         if metric == "ms_ssim_db":
-            quality = np.asarray([-10 * math.log10(max(1 - row["ms_ssim"]["mean"], 1e-12)) for row in rows])
-        elif metric == "cosine":
-            quality = np.asarray([row["cosine"] for row in rows])
+            quality = np.asarray([-10 * math.log10(max(1 - row.ms_ssim.mean, 1e-12)) for row in rows])
         else:
-            quality = np.asarray([row[metric]["mean"] for row in rows])
+            quality = np.asarray([row.value(metric) for row in rows])
         return rate, quality
 
     entries = []

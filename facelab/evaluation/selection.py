@@ -88,9 +88,7 @@ def _image(path: Path, identity: str | None, root: Path) -> EvalImage:
 def lfw_set(root: str | os.PathLike | None = None) -> EvalSet:
     """All LFW images (identity = person folder) and its View-2 pairs if pairs.txt is there; DatasetError if absent."""
     layout = find_lfw(root)
-    paths = [path for person in sorted(p for p in layout.images_dir.iterdir() if p.is_dir())
-             for path in list_images(person, suffixes=(".jpg", ".jpeg", ".png"))]
-    images = [_image(path, path.parent.name, layout.images_dir) for path in paths]
+    images = [_image(path, path.parent.name, layout.images_dir) for path in layout.files()]
     pairs: list[EvalPair] = []
     if layout.pairs is not None:
         index = {image.path: number for number, image in enumerate(images)}

@@ -31,9 +31,3 @@ class StageTimer:
         """Seconds per stage (largest first) and the total, rounded to 0.1 s."""
         stages = dict(sorted(self.seconds.items(), key=lambda item: -item[1]))
         return {**{name: round(value, 1) for name, value in stages.items()}, "total": round(self.total(), 1)}
-
-    def format(self) -> str:
-        """One line: 'stage 12.3 s, ...; total 45.6 s'."""
-        report = self.report()
-        total = report.pop("total")
-        return ", ".join(f"{name} {value:.1f} s" for name, value in report.items()) + f"; total {total:.1f} s"

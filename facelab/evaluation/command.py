@@ -1,7 +1,6 @@
-"""`facelab evaluate`: the paper's LFW Tables 1 and 2, equal-bpp codecs, curves and BD-rate, as files.
+"""`facelab evaluate`: the command line of the LFW evaluation (`configure`, `run`).
 
-The work lives in `facelab.evaluation`; this module holds the command line (`configure`, `run`) and
-`evaluate(...)` for notebooks. Everything lands under --output (default results/lfw): results.md,
+The work is `facelab.evaluation.evaluate`; everything lands under --output (default results/lfw): results.md,
 a .md and .csv per table, rate_distortion.png, rate_accuracy.png and results.json with every number.
 `--lfw-size 112x96` evaluates LFW aligned to the paper's 112x96 (`facelab.data.lfw_aligned`) instead of its files.
 """
@@ -15,20 +14,8 @@ from pathlib import Path
 from facelab.baselines import CODECS
 from facelab.errors import FacelabError
 from facelab.evaluation.context import PRECISIONS
-from facelab.evaluation.experiment import CURVE_QUALITIES, MODELS, SCALES, EvaluationConfig, run_evaluation
-from facelab.evaluation.paper import PAPER_TABLE1, PAPER_TABLE2
+from facelab.evaluation.experiment import CURVE_QUALITIES, MODELS, SCALES, evaluate
 from facelab.evaluation.selection import LFW_SIZES
-
-
-def evaluate(**settings) -> dict:
-    """Run an evaluation (keyword arguments: the fields of EvaluationConfig) and return results.json's content."""
-    unknown = set(settings) - set(EvaluationConfig.__dataclass_fields__)
-    if unknown:
-        raise FacelabError(f"unknown evaluation settings: {', '.join(sorted(unknown))}")
-    for name in ("output", "cache"):
-        if settings.get(name) is not None:
-            settings[name] = Path(settings[name])
-    return run_evaluation(EvaluationConfig(**settings))
 
 
 def _qualities(text: str) -> tuple[str, tuple[float, ...]]:
@@ -116,5 +103,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"results in {args.output}: {', '.join(results['files'])}")
     return 0
 
-
-__all__ = ["PAPER_TABLE1", "PAPER_TABLE2", "EvaluationConfig", "configure", "evaluate", "run"]
