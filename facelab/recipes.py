@@ -17,8 +17,8 @@ The chain (the shipped models, 2-core CPU budgets; a GPU runs the same steps fas
   hp-natural  beyond the paper (lesson 07): the scale hyperprior, rate + lmbda * (L1 + 1 - MS-SSIM) on natural
               images, from scratch
   hp-base     rate + lmbda * 100 * L2(pixels) on the CelebA faces, from hp-natural
-  hp-1 .. hp-4, hp-1-pixel .. hp-4-pixel
-              four rates (lmbda = 2, 4, 8, 16), each with the face loss (a = 100, b = 1, as face-a100) and without
+  hp-0 .. hp-4, hp-0-pixel .. hp-4-pixel
+              five rates (lmbda = 0.25, 2, 4, 8, 16), each with the face loss (a = 100, b = 1, as face-a100) and without
               it (b = 0), the same steps each, from hp-base: the ablation at equal budgets
 """
 
@@ -99,8 +99,9 @@ _HP = dict(phase="face", family="hyperprior", init="hp-base", optimizer="adamw",
            beta1=0.9, a=100.0, batch_size=32, face_samples=8, epochs=4, steps_per_epoch=100, val_images=192)
 """The hyperprior's fine-tuning at one rate: Eq. 2 with a = 100 (the shipped face model's balance) inside the rate loss."""
 
-HP_LAMBDAS = {1: 2.0, 2: 4.0, 3: 8.0, 4: 16.0}
-"""The hyperprior's rates: quality index -> lmbda (with a = 100 these match CompressAI's MSE qualities 2-5)."""
+HP_LAMBDAS = {0: 0.25, 1: 2.0, 2: 4.0, 3: 8.0, 4: 16.0}
+"""The hyperprior's rates: quality index -> lmbda. With a = 100, rates 1-4 match CompressAI's MSE qualities 2-5;
+rate 0 is below its lowest (quality 1 is lmbda 1.2 here), for the 0.25 bpp point of lesson 07."""
 
 RECIPES.update({
     "hp-natural": dict(phase="natural", name="hp-natural", family="hyperprior", lmbda=16.0, lr=1e-3,

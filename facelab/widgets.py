@@ -23,7 +23,7 @@ from facelab.image_io import to_tensor
 from facelab.metrics import psnr
 from facelab.model import FaceCodecNet
 from facelab.rate import bpp
-from facelab.recipes import HYPERPRIOR, HYPERPRIOR_PIXEL
+from facelab.recipes import HP_LAMBDAS, HYPERPRIOR, HYPERPRIOR_PIXEL
 
 
 @dataclass
@@ -356,15 +356,16 @@ def paper_figure3(image: np.ndarray, model: FaceCodecNet, jpeg_quality: int = 80
 
 def hyperprior_at_rate(rate: int, face_loss: int, image: np.ndarray, coded: Mapping[str, tuple[int, np.ndarray]],
                        codecs: Sequence[str] = ("jpeg", "webp", "avif")) -> Drawing:
-    """Lesson 07's sliders: one face through the shipped hyperprior at `rate` (1-4), trained with the face loss
-    (`face_loss` = 1) or without (0), beside each classic codec at the same file size or less.
+    """Lesson 07's sliders: one face through the shipped hyperprior at `rate` (a key of `recipes.HP_LAMBDAS`),
+    trained with the face loss (`face_loss` = 1) or without (0), beside each classic codec at the same file size
+    or less.
 
     `coded` maps each hyperprior model's name to (file bytes, reconstruction) of `image`; values are per method:
     bpp from the real file, bytes, PSNR (and each codec's quality and MS-SSIM).
     """
-    name = (HYPERPRIOR if face_loss else HYPERPRIOR_PIXEL)[rate - 1]
+    name = dict(zip(HP_LAMBDAS, HYPERPRIOR if face_loss else HYPERPRIOR_PIXEL)).get(rate)
     if name not in coded:
-        raise ValueError(f"no coded face for {name!r}: have {', '.join(coded)}")
+        raise ValueError(f"no coded face for rate {rate} ({name}): have {', '.join(coded)}")
     size, reconstruction = coded[name]
     file_bpp = bpp(size, *image.shape[:2])
     values = {name: {"bpp": file_bpp, "bytes": size, "psnr": psnr(image, reconstruction)}}
@@ -372,6 +373,6 @@ def hyperprior_at_rate(rate: int, face_loss: int, image: np.ndarray, coded: Mapp
     shown = {"original": image, f"{name}\n{file_bpp:.3f} bpp, {values[name]['psnr']:.2f} dB": reconstruction, **shown}
     values.update(codec_values)
     loss = "with the face loss" if face_loss else "pixels only"
-    figure = image_row(shown, title=f"scale hyperprior, rate {rate} of 4, {loss}; each codec at <= its file size",
-                       size=2.4)
+    title = f"scale hyperprior, rate {rate} (λ = {HP_LAMBDAS[rate]:g}), {loss}; each codec at <= its file size"
+    figure = image_row(shown, title=title, size=2.4)
     return Drawing(figure, values)

@@ -127,8 +127,8 @@ def test_the_rate_weight_trades_bits_for_quality(tmp_path: Path) -> None:
     assert results[0.5]["val_psnr"] < results[50.0]["val_psnr"]
 
 
-def test_recipes_give_four_rates_with_and_without_the_face_loss() -> None:
-    assert len(HYPERPRIOR) == len(HYPERPRIOR_PIXEL) == len(HP_LAMBDAS) >= 4
+def test_recipes_give_every_rate_with_and_without_the_face_loss() -> None:
+    assert len(HYPERPRIOR) == len(HYPERPRIOR_PIXEL) == len(HP_LAMBDAS) >= 5
     for with_face, without in zip(HYPERPRIOR, HYPERPRIOR_PIXEL):
         a, b = make_config(with_face), make_config(without)
         assert a.family == b.family == "hyperprior" and a.lmbda == b.lmbda and a.b == 1.0 and b.b == 0.0

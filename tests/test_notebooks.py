@@ -285,7 +285,7 @@ def test_07_modern_codec(executed) -> None:
     for name, row in one.items():
         assert row["bpp"] == pytest.approx(8 * row["bytes"] / (112 * 96))
         assert row["estimate"] < row["bpp"] < row["estimate"] + 0.2, f"{name}: file far from the model's estimate"
-    for rate in range(1, 4):
+    for rate in range(4):
         assert one[f"hp-{rate}"]["bytes"] < one[f"hp-{rate + 1}"]["bytes"], "a higher rate must write more"
         assert one[f"hp-{rate}"]["psnr"] < one[f"hp-{rate + 1}"]["psnr"] + 0.5
     at_rate = values["hyperprior_at_rate"]
@@ -301,4 +301,5 @@ def test_07_modern_codec(executed) -> None:
     reference = next(row for name, row in equal.items() if name.startswith("hp-"))
     for name, row in equal.items():
         if "@" in name:
-            assert row["bpp"] <= reference["bpp"] * 1.05 or name.startswith("jpeg"), f"{name} is over the rate"
+            # JPEG's and AVIF's smallest 112x96 files (about 0.64 and 0.34 bpp) are above hp-0's rate
+            assert row["bpp"] <= reference["bpp"] * 1.05 or name.startswith(("jpeg", "avif")), f"{name} over the rate"

@@ -1,13 +1,13 @@
 """The evaluation's scored rows as types: a metric summarised over the images, and one (method, coder) row.
 
 Tables, plots, BD-rate and the lessons read these by attribute; results.json holds them as dicts
-(`Score.to_dict`), and `Score.from_dict` reads them back.
+(`Score.to_dict`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -111,12 +111,3 @@ class Score:
     def to_dict(self) -> dict[str, Any]:
         """The row as results.json holds it, with the sampling errors of the accuracies added."""
         return {**asdict(self), "nn_se": self.nn_se, "nn_strict_se": self.nn_strict_se}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Score:
-        """A row read back from results.json."""
-        values = {f.name: data.get(f.name) for f in fields(cls)}
-        for name in ("bpp", "ratio_raw", "ratio_file", "psnr", "ms_ssim", "quality"):
-            if isinstance(values[name], dict):
-                values[name] = Summary(**values[name])
-        return cls(**values)
