@@ -54,9 +54,7 @@ def ms_ssim_window(height: int, width: int) -> int:
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Multi-scale SSIM (pytorch-msssim, data range 255) of two (H, W, 3) uint8 images; 1 means identical."""
-    a, b = _pair(a, b)
-    window = ms_ssim_window(*a.shape[:2])
-    return float(_ms_ssim(to_tensor(a, unit=False), to_tensor(b, unit=False), data_range=255, win_size=window))
+    return float(ms_ssim_many([a], [b])[0])
 
 
 def ms_ssim_many(originals: Sequence[np.ndarray], reconstructions: Sequence[np.ndarray], batch: int = 64) -> np.ndarray:

@@ -65,7 +65,8 @@ def score(result: MethodResult, coder: str, originals: Originals, evalset: EvalS
     `model` is the facelab model's label when the method is one of its operating points."""
     sizes = result.sizes[coder]
     pixels = originals.heights * originals.widths
-    name = result.name if coder in ("xz", "hyperprior", result.family, "file") else f"{result.name} ({coder})"
+    primary = next(iter(result.sizes))  # the coder the method reconstructs through; others are named in the row
+    name = result.name if coder == primary else f"{result.name} ({coder})"
     cosine = np.asarray(result.cosine, dtype=np.float64)
     return Score(
         method=name, family=result.family, coder=coder, images=len(sizes), bytes=int(sizes.sum()),
