@@ -21,6 +21,7 @@ SHIPPED = {
     "face-a1000": "loss-balance sweep: 1000 * L2(pixels) + 1 * L2(FaceNet embeddings)",
     "hp-natural": "beyond the paper: scale hyperprior, rate + 16 * (L1 + 1 - MS-SSIM) on natural images (lesson 07)",
     "hp-base": "beyond the paper: scale hyperprior, rate + 6 * 100 * L2(pixels) on CelebA faces (lesson 07)",
+    "hp-long": "beyond the paper: hp-base trained 6,000 steps more, the start of every hyperprior rate (lesson 07)",
     **{f"hp-{q}": f"scale hyperprior, rate {q} (lmbda {lmbda:g}), with the face loss, a = 100, b = 1"
        for q, lmbda in HP_LAMBDAS.items()},
     **{f"hp-{q}-pixel": f"scale hyperprior, rate {q} (lmbda {lmbda:g}), without the face loss (b = 0)"

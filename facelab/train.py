@@ -287,12 +287,16 @@ class Trainer:
 
         A single overflowing batch (bf16, a hyperprior's early rate estimates) would otherwise put NaN into every
         weight and into Adam's moments for good; skipped steps are counted in the epoch's history record.
+        With `config.clip_norm` the gradients of the first parameter group (every weight but a hyperprior's quantiles,
+        whose auxiliary loss has gradients of another scale) are scaled down to that norm first.
         """
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             return False
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+        if self.config.clip_norm:
+            torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.config.clip_norm)
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             return False

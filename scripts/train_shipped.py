@@ -6,8 +6,9 @@
 
 The chain: natural -> face-base -> the paper's phase 2 (face, face-pixel and their -adamw twins) and the
 loss-balance sweep (face-b0, face-a1 ... face-a1000); then lesson 07's scale hyperprior: hp-natural -> hp-base ->
-hp-0 ... hp-4 and their pixels-only twins hp-0-pixel ... hp-4-pixel (these need CompressAI, a dependency). Each run resumes from its run folder (runs/shipped/<name>/)
-when interrupted, and each installed checkpoint records its configuration, data, history, device and time.
+hp-long -> hp-0 ... hp-4 and their pixels-only twins hp-0-pixel ... hp-4-pixel (these need CompressAI, a dependency).
+Each run resumes from its run folder (runs/shipped/<name>/) when interrupted, and each installed checkpoint
+records its configuration, data, history, device and time.
 """
 
 from __future__ import annotations

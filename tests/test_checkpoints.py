@@ -10,7 +10,7 @@ import torch
 
 from facelab.cli import main
 from facelab.errors import ModelError
-from facelab.weights import load_model, read_checkpoint, save_checkpoint, state_sha256
+from facelab.weights import load_model, read_checkpoint, save_checkpoint, state_sha256, weights_hash
 
 
 def damage_a_tensor(path: Path, tensor: torch.Tensor) -> None:
@@ -21,6 +21,29 @@ def damage_a_tensor(path: Path, tensor: torch.Tensor) -> None:
     assert at > 0 and data.find(raw, at + 1) == -1
     data[at:at + 4] = np.float32(2e36).tobytes()
     path.write_bytes(bytes(data))
+
+
+def fresh_hash(model: torch.nn.Module) -> str:
+    """The weights hash computed from scratch, ignoring the copy kept on the model."""
+    vars(model).pop("_weights_hash", None)
+    return weights_hash(model)
+
+
+def test_the_kept_weights_hash_follows_every_change_of_the_weights() -> None:
+    model = load_model("untrained")
+    first = weights_hash(model)
+    assert weights_hash(model) == first == fresh_hash(model)
+    model.train()
+    model(torch.rand(2, 3, 32, 32))  # BatchNorm's running statistics move
+    after_forward = weights_hash(model)
+    assert after_forward != first and after_forward == fresh_hash(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(torch.rand(2, 3, 32, 32)).mean().backward()
+    optimizer.step()
+    after_step = weights_hash(model)
+    assert after_step not in (first, after_forward) and after_step == fresh_hash(model)
+    model.load_state_dict(load_model("untrained").state_dict())
+    assert weights_hash(model) == first
 
 
 def test_saved_checkpoints_carry_their_hash_and_load(tmp_path: Path) -> None:

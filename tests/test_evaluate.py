@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from facelab.data.files import read_rgb
 from facelab.errors import DatasetError
 from facelab.evaluation import PAPER_TABLE1, PAPER_TABLE2, evaluate
 from facelab.data import lfw_aligned
-from facelab.evaluation import report
+from facelab.evaluation import report, runner
 from facelab.evaluation.methods import EqualRateMethod, FacelabMethod
 from facelab.evaluation.rows import Score
 from facelab.evaluation.selection import folder_set, lfw_set, select
@@ -182,6 +183,22 @@ def test_rerun_reuses_the_cache(run, data_root, tmp_path):
                      curves=False, equal_rate=(), threads=1, progress=False, cache=cache)
     assert again["table2"] == results["table2"]
     assert not {"mtcnn originals", "facenet reconstructions", "codec facelab"} & set(again["timings"])
+
+
+def test_worker_processes_give_the_same_results(run, data_root, tmp_path, monkeypatch):
+    results, _, _ = run
+    monkeypatch.setattr(runner, "CACHE_CHUNK", 7)  # three chunks per method, finishing in any order
+    again = evaluate(output=tmp_path / "out", root=data_root, limit=LIMIT, models=("untrained",),
+                     jpeg_qualities=(70, 90), curve_limit=CURVE_LIMIT, scales=(0.5, 0.625, 0.75, 1.0),
+                     coders=("xz", "context"), curve_qualities={"jpeg": (10, 20, 40, 70)}, equal_rate=("jpeg", "webp"),
+                     threads=1, workers=2, progress=False, cache=tmp_path / "cache")
+    for part in ("table2", "curves", "equal_bpp"):
+        assert len(again[part]) == len(results[part])
+        for mine, theirs in zip(again[part], results[part]):
+            # MS-SSIM is batched per chunk, so smaller chunks round it differently (by about 1e-9)
+            assert replace(mine, ms_ssim=None) == replace(theirs, ms_ssim=None), part
+            assert mine.ms_ssim.mean == pytest.approx(theirs.ms_ssim.mean, abs=1e-7), part
+    assert again["settings"]["workers"] == 2 and again["timings"]["codec facelab"] > 0
 
 
 def test_limit_is_a_seeded_nested_order_of_whole_pairs(data_root):

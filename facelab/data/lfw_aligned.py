@@ -28,6 +28,9 @@ from facelab.runtime import cache_dir
 VIEW = f"{FR_SIZE[0]}x{FR_SIZE[1]}"
 """The view's name, as `facelab evaluate --lfw-size` takes it."""
 
+FILES_VIEW = "250x250"
+"""LFW's deep-funneled files as they are, beside VIEW, their faces aligned to the paper's template."""
+
 CACHE_VERSION = 1
 """Bumped when detection, alignment or the fallback changes, which invalidates every cached crop."""
 
@@ -102,14 +105,14 @@ def align_lfw(root: str | os.PathLike | None = None, files: list[Path] | None = 
 
 def lfw_face(root: str | os.PathLike | None, name: str, view: str = VIEW, device: str | None = None) -> np.ndarray:
     """One LFW image as an RGB array, by its path under LFW's image folder ('Person/Person_0001.jpg'), in `view`:
-    '250x250' is the file as it is, VIEW its aligned crop (made now if not cached)."""
+    FILES_VIEW is the file as it is, VIEW its aligned crop (made now if not cached)."""
     from facelab.image_io import load_image
 
     path = find_lfw(root).images_dir / name
     if view == VIEW:
         path = align_lfw(root, files=[path], device=device, progress=False).crops[path]
-    elif view != "250x250":
-        raise DatasetError(f"unknown LFW view {view!r}: use 250x250 or {VIEW}")
+    elif view != FILES_VIEW:
+        raise DatasetError(f"unknown LFW view {view!r}: use {FILES_VIEW} or {VIEW}")
     return load_image(path)
 
 

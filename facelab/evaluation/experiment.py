@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from facelab.evaluation.runner import MethodResult, coded_sizes, evaluate_method
 from facelab.evaluation.scores import bd_rates, score
 from facelab.evaluation.selection import LFW_SIZES, EvalSet, folder_set, lfw_set, lfw_view, select
 from facelab.evaluation.timing import StageTimer
+from facelab.evaluation.workers import start_workers
 from facelab.model import FaceCodecNet
 from facelab.rate import bpp
 from facelab.runtime import get_device
@@ -52,6 +54,7 @@ class EvaluationConfig:
     """What to evaluate and how (defaults: LFW's own 250x250 files, the MODELS, JPEG q70/80/90, curves on 500 images).
 
     `lfw_size` picks the LFW view (selection.LFW_SIZES): '250x250' (the files) or '112x96' (aligned crops, the paper's).
+    `workers` > 1 measures the images in that many processes of one torch thread each (`workers` module).
     """
 
     output: Path = Path("results/lfw")
@@ -72,6 +75,7 @@ class EvaluationConfig:
     batch_size: int = 64
     device: str = "cpu"
     threads: int | None = None
+    workers: int = 1
     progress: bool = True
     cache: Path | None = None
     precision: str = "auto"
@@ -131,11 +135,13 @@ class EvaluationRun:
     evalset: EvalSet
     order: list[int]
     originals: Originals
+    pool: ProcessPoolExecutor | None = None
     per_image: list[tuple[str, MethodResult, str, list[int]]] = field(default_factory=list)
 
     def run(self, method: Method, subset: EvalSet | None = None, originals: Originals | None = None) -> MethodResult:
         """A method's per-image results on the whole set, or on a subset with its originals' data."""
-        return evaluate_method(method, (subset or self.evalset).images, originals or self.originals, self.context)
+        return evaluate_method(method, (subset or self.evalset).images, originals or self.originals, self.context,
+                               self.pool)
 
     def paper_tables(self, models: dict[str, FaceCodecNet]) -> tuple[dict[str, Score], list[Score]]:
         """Table 1 (per model) and Table 2 rows: the originals, each model (.xz, full size) and each JPEG quality."""
@@ -175,7 +181,7 @@ class EvaluationRun:
                 usable = coders_for(getattr(model, "family", "binary"))
                 for coder in [c for c in self.config.coders if c in usable] or method.coders:
                     if coder != method.coders[0]:
-                        result.sizes[coder] = coded_sizes(method, coder, subset.images, self.context)
+                        result.sizes[coder] = coded_sizes(method, coder, subset.images, self.context, self.pool)
                     row = score(result, coder, originals, subset, model=label)
                     curve = hyperprior_curve(model) if hyperprior else f"facelab {method.label} ({coder})"
                     points.append(row.on_curve(curve, scale, f"{method.name} ({coder})"))
@@ -229,11 +235,16 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         for spec in config.models:
             model = load_model(spec, device)
             models[model_label(spec)] = model
-    session = EvaluationRun(config, context, evalset, order, compute_originals(evalset.images, context))
-    table1, table2 = session.paper_tables(models)
-    curve_set, _, curve_originals = session.curve_subset()
-    curve_points = session.curves(models) if config.curves else []
-    equal_rows = session.equal_rate(*next(iter(models.items()))) if config.equal_rate and models else []
+    session = EvaluationRun(config, context, evalset, order, compute_originals(evalset.images, context),
+                            start_workers(config.workers))
+    try:
+        table1, table2 = session.paper_tables(models)
+        curve_set, _, curve_originals = session.curve_subset()
+        curve_points = session.curves(models) if config.curves else []
+        equal_rows = session.equal_rate(*next(iter(models.items()))) if config.equal_rate and models else []
+    finally:
+        if session.pool:
+            session.pool.shutdown(cancel_futures=True)
     curve_original = replace(score(original_result(curve_originals), "file", curve_originals, curve_set),
                              method=table2[0].method)
     results = {

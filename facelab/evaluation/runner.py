@@ -7,7 +7,9 @@ method, or raising --limit, redoes nothing already done.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -19,6 +21,8 @@ from facelab.evaluation.methods import FacelabMethod, Method
 from facelab.evaluation.originals import CACHE_CHUNK, Originals, embed_crops, embedder_settings, prepare_mtcnn
 from facelab.evaluation.selection import EvalImage
 from facelab.evaluation.store import ShardStore, store_folder
+from facelab.evaluation.timing import StageTimer
+from facelab.evaluation.workers import run_jobs
 from facelab.metrics import cosine_similarity, ms_ssim_many, psnr
 
 
@@ -74,18 +78,29 @@ def measure_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray,
             "ms_ssim": ms_ssims, "embedding": embeddings, "detected": np.asarray([d is not None for d in detections])}
 
 
-def evaluate_method(method: Method, images: list[EvalImage], originals: Originals, context: RunContext) -> MethodResult:
-    """Per-image results of `method` on `images` (whose originals' data is `originals`), cached and resumable."""
+def timed(measure: Callable[..., Any], *args: Any) -> tuple[Any, dict[str, float]]:
+    """`measure(*args, context)` with a timer of its own (args end with the context): its result and seconds per
+    stage, which the caller adds to the run's timer (a worker process cannot add to it)."""
+    *inputs, context = args
+    own = replace(context, timer=StageTimer())
+    return measure(*inputs, own), dict(own.timer.seconds)
+
+
+def evaluate_method(method: Method, images: list[EvalImage], originals: Originals, context: RunContext,
+                    pool: ProcessPoolExecutor | None = None) -> MethodResult:
+    """Per-image results of `method` on `images` (whose originals' data is `originals`), cached and resumable;
+    with a `pool` (workers.start_workers) its chunks are measured by worker processes side by side."""
     store = ShardStore(store_folder(context.cache, "methods", {**method.cache_key, **embedder_settings(context)}))
     prepare_mtcnn(context)
     keys = [image.key for image in images]
     missing = store.missing(keys)
+    chunks = [missing[start:start + CACHE_CHUNK] for start in range(0, len(missing), CACHE_CHUNK)]
+    jobs = [(measure_chunk, method, [images[i] for i in chunk], originals.boxes[chunk], context) for chunk in chunks]
     with tqdm(total=len(missing), desc=method.name, unit="img", disable=not context.progress or not missing) as bar:
-        for start in range(0, len(missing), CACHE_CHUNK):
-            chunk = missing[start:start + CACHE_CHUNK]
-            columns = measure_chunk(method, [images[i] for i in chunk], originals.boxes[chunk], context)
-            store.add([keys[i] for i in chunk], columns)
-            bar.update(len(chunk))
+        for position, (columns, seconds) in run_jobs(timed, jobs, pool):
+            context.timer.add(seconds)
+            store.add([keys[i] for i in chunks[position]], columns)
+            bar.update(len(chunks[position]))
     columns = store.gather(keys)
     embeddings = columns["embedding"].astype(np.float32)
     return MethodResult(method.name, method.family,
@@ -94,20 +109,26 @@ def evaluate_method(method: Method, images: list[EvalImage], originals: Original
                         cosine_similarity(originals.embeddings, embeddings), columns["detected"].astype(bool))
 
 
-def coded_sizes(method: FacelabMethod, coder: str, images: list[EvalImage], context: RunContext) -> np.ndarray:
+def size_chunk(method: FacelabMethod, coder: str, images: list[EvalImage], context: RunContext) -> np.ndarray:
+    """Bytes of each image of one chunk under `coder`."""
+    with context.timer("load"):
+        arrays = [read_rgb(image.path) for image in images]
+    with context.timer(f"coder {coder}"):
+        return np.asarray([method.size(array, coder) for array in arrays], dtype=np.int64)
+
+
+def coded_sizes(method: FacelabMethod, coder: str, images: list[EvalImage], context: RunContext,
+                pool: ProcessPoolExecutor | None = None) -> np.ndarray:
     """Bytes of each image under another entropy coder (e.g. 'context'); cached like every other result."""
-    timer = context.timer
     store = ShardStore(store_folder(context.cache, "sizes", {**method.cache_key, "coder": coder}))
     keys = [image.key for image in images]
     missing = store.missing(keys)
+    chunks = [missing[start:start + CACHE_CHUNK] for start in range(0, len(missing), CACHE_CHUNK)]
+    jobs = [(size_chunk, method, coder, [images[i] for i in chunk], context) for chunk in chunks]
     with tqdm(total=len(missing), desc=f"{method.name} ({coder})", unit="img",
               disable=not context.progress or not missing) as bar:
-        for start in range(0, len(missing), CACHE_CHUNK):
-            chunk = missing[start:start + CACHE_CHUNK]
-            with timer("load"):
-                arrays = [read_rgb(images[i].path) for i in chunk]
-            with timer(f"coder {coder}"):
-                sizes = np.asarray([method.size(array, coder) for array in arrays], dtype=np.int64)
-            store.add([keys[i] for i in chunk], {"bytes": sizes})
-            bar.update(len(chunk))
+        for position, (sizes, seconds) in run_jobs(timed, jobs, pool):
+            context.timer.add(seconds)
+            store.add([keys[i] for i in chunks[position]], {"bytes": sizes})
+            bar.update(len(chunks[position]))
     return store.gather(keys)["bytes"].astype(np.int64)

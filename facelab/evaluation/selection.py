@@ -17,11 +17,11 @@ import numpy as np
 
 from facelab.data.files import file_key, list_images
 from facelab.data.lfw import find_lfw, read_pairs
-from facelab.data.lfw_aligned import VIEW as ALIGNED_VIEW, align_lfw
+from facelab.data.lfw_aligned import FILES_VIEW, VIEW as ALIGNED_VIEW, align_lfw
 from facelab.errors import DatasetError
 from facelab.image_io import IMAGE_SUFFIXES
 
-LFW_SIZES = ("250x250", ALIGNED_VIEW)
+LFW_SIZES = (FILES_VIEW, ALIGNED_VIEW)
 """LFW views `facelab evaluate --lfw-size` offers: the files as they are, or faces aligned to 112x96 (the paper's)."""
 
 

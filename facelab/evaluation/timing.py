@@ -23,6 +23,11 @@ class StageTimer:
         finally:
             self.seconds[stage] += time.perf_counter() - start
 
+    def add(self, seconds: dict[str, float]) -> None:
+        """Add seconds per stage measured elsewhere (a worker process's chunk)."""
+        for stage, value in seconds.items():
+            self.seconds[stage] += value
+
     def total(self) -> float:
         """Seconds since the timer was made."""
         return time.perf_counter() - self.started

@@ -1,0 +1,44 @@
+"""Worker processes that measure chunks of images side by side, one torch thread each (`facelab evaluate --workers`).
+
+Much of an evaluation is work on one image at a time (a codec's encoder and decoder, the range coder, MTCNN's
+per-image steps) that a second torch thread barely speeds up and a second process does. Workers are forked where
+the system can (Linux), so they start with the parent's FaceNet and MTCNN already loaded; each chunk's rows go
+back to the parent, which alone writes the cache.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Callable, Iterator
+
+import torch
+
+
+def _one_thread() -> None:
+    """Each worker computes with one torch thread: the processes, not the threads, share the cores."""
+    torch.set_num_threads(1)
+
+
+def start_workers(count: int) -> ProcessPoolExecutor | None:
+    """A pool of `count` worker processes; None for one (everything is measured in this process)."""
+    if count <= 1:
+        return None
+    start = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(start), initializer=_one_thread)
+
+
+def run_jobs(function: Callable[..., Any], jobs: list[tuple], pool: ProcessPoolExecutor | None
+             ) -> Iterator[tuple[int, Any]]:
+    """(position, function(*job)) for every job, computed here or by the pool's workers, as each one finishes."""
+    if pool is None:
+        for position, job in enumerate(jobs):
+            yield position, function(*job)
+        return
+    futures = {pool.submit(function, *job): position for position, job in enumerate(jobs)}
+    try:
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        for future in futures:
+            future.cancel()
