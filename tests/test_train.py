@@ -143,6 +143,20 @@ def test_paper_hyper_parameters() -> None:
     assert make_config("face").optimizer == "adam"
 
 
+def gradient_norm(model: torch.nn.Module) -> float:
+    """The norm of every parameter's gradient taken together."""
+    norms = [p.grad.norm() for p in model.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms)))
+
+
+def test_clip_norm_limits_the_gradient_of_each_step(tmp_path: Path) -> None:
+    clipped = Trainer(make_config("face-pixel", device="cpu", clip_norm=0.5), tmp_path / "clipped")
+    free = Trainer(make_config("face-pixel", device="cpu"), tmp_path / "free")
+    for trainer in (clipped, free):
+        assert trainer.update(1000 * trainer.model(torch.rand(2, 3, 32, 32)).mean())
+    assert gradient_norm(clipped.model) == pytest.approx(0.5, rel=1e-4) and gradient_norm(free.model) > 0.5
+
+
 def test_adam_and_adamw_differ_only_in_how_they_decay(tmp_path: Path) -> None:
     coupled = Trainer(make_config("face-pixel", device="cpu"), tmp_path / "adam").optimizer
     decoupled = Trainer(make_config("face-pixel-adamw", device="cpu"), tmp_path / "adamw").optimizer

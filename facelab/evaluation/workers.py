@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator
 
 import torch
+
+from facelab.errors import FacelabError
 
 
 def _one_thread() -> None:
@@ -30,7 +33,11 @@ def start_workers(count: int) -> ProcessPoolExecutor | None:
 
 def run_jobs(function: Callable[..., Any], jobs: list[tuple], pool: ProcessPoolExecutor | None
              ) -> Iterator[tuple[int, Any]]:
-    """(position, function(*job)) for every job, computed here or by the pool's workers, as each one finishes."""
+    """(position, function(*job)) for every job, computed here or by the pool's workers, as each one finishes.
+
+    A worker that dies (the system's memory killer, most often) ends the run with one clear error; the chunks
+    already returned are cached, so a rerun continues from them.
+    """
     if pool is None:
         for position, job in enumerate(jobs):
             yield position, function(*job)
@@ -39,6 +46,9 @@ def run_jobs(function: Callable[..., Any], jobs: list[tuple], pool: ProcessPoolE
     try:
         for future in as_completed(futures):
             yield futures[future], future.result()
+    except BrokenProcessPool:
+        raise FacelabError("a worker process died (out of memory?); rerun with fewer --workers: the chunks already "
+                           "measured are cached") from None
     finally:
         for future in futures:
             future.cancel()
