@@ -86,6 +86,19 @@ def timed(measure: Callable[..., Any], *args: Any) -> tuple[Any, dict[str, float
     return measure(*inputs, own), dict(own.timer.seconds)
 
 
+def fill_missing(store: ShardStore, keys: list[str], job: Callable[[list[int]], tuple], description: str,
+                 context: RunContext, pool: ProcessPoolExecutor | None) -> None:
+    """Measure and cache, a chunk at a time, the rows of `keys` that `store` lacks; `job(chunk)` is the
+    (measure, *arguments, context) of a chunk's positions, its result the chunk's columns."""
+    missing = store.missing(keys)
+    chunks = [missing[start:start + CACHE_CHUNK] for start in range(0, len(missing), CACHE_CHUNK)]
+    with tqdm(total=len(missing), desc=description, unit="img", disable=not context.progress or not missing) as bar:
+        for position, (columns, seconds) in run_jobs(timed, [job(chunk) for chunk in chunks], pool):
+            context.timer.add(seconds)
+            store.add([keys[i] for i in chunks[position]], columns)
+            bar.update(len(chunks[position]))
+
+
 def evaluate_method(method: Method, images: list[EvalImage], originals: Originals, context: RunContext,
                     pool: ProcessPoolExecutor | None = None) -> MethodResult:
     """Per-image results of `method` on `images` (whose originals' data is `originals`), cached and resumable;
@@ -93,14 +106,10 @@ def evaluate_method(method: Method, images: list[EvalImage], originals: Original
     store = ShardStore(store_folder(context.cache, "methods", {**method.cache_key, **embedder_settings(context)}))
     prepare_mtcnn(context)
     keys = [image.key for image in images]
-    missing = store.missing(keys)
-    chunks = [missing[start:start + CACHE_CHUNK] for start in range(0, len(missing), CACHE_CHUNK)]
-    jobs = [(measure_chunk, method, [images[i] for i in chunk], originals.boxes[chunk], context) for chunk in chunks]
-    with tqdm(total=len(missing), desc=method.name, unit="img", disable=not context.progress or not missing) as bar:
-        for position, (columns, seconds) in run_jobs(timed, jobs, pool):
-            context.timer.add(seconds)
-            store.add([keys[i] for i in chunks[position]], columns)
-            bar.update(len(chunks[position]))
+    def job(chunk: list[int]) -> tuple:
+        return measure_chunk, method, [images[i] for i in chunk], originals.boxes[chunk], context
+
+    fill_missing(store, keys, job, method.name, context, pool)
     columns = store.gather(keys)
     embeddings = columns["embedding"].astype(np.float32)
     return MethodResult(method.name, method.family,
@@ -109,12 +118,13 @@ def evaluate_method(method: Method, images: list[EvalImage], originals: Original
                         cosine_similarity(originals.embeddings, embeddings), columns["detected"].astype(bool))
 
 
-def size_chunk(method: FacelabMethod, coder: str, images: list[EvalImage], context: RunContext) -> np.ndarray:
-    """Bytes of each image of one chunk under `coder`."""
+def size_chunk(method: FacelabMethod, coder: str, images: list[EvalImage],
+               context: RunContext) -> dict[str, np.ndarray]:
+    """Bytes of each image of one chunk under `coder`, as the cached column 'bytes'."""
     with context.timer("load"):
         arrays = [read_rgb(image.path) for image in images]
     with context.timer(f"coder {coder}"):
-        return np.asarray([method.size(array, coder) for array in arrays], dtype=np.int64)
+        return {"bytes": np.asarray([method.size(array, coder) for array in arrays], dtype=np.int64)}
 
 
 def coded_sizes(method: FacelabMethod, coder: str, images: list[EvalImage], context: RunContext,
@@ -122,13 +132,6 @@ def coded_sizes(method: FacelabMethod, coder: str, images: list[EvalImage], cont
     """Bytes of each image under another entropy coder (e.g. 'context'); cached like every other result."""
     store = ShardStore(store_folder(context.cache, "sizes", {**method.cache_key, "coder": coder}))
     keys = [image.key for image in images]
-    missing = store.missing(keys)
-    chunks = [missing[start:start + CACHE_CHUNK] for start in range(0, len(missing), CACHE_CHUNK)]
-    jobs = [(size_chunk, method, coder, [images[i] for i in chunk], context) for chunk in chunks]
-    with tqdm(total=len(missing), desc=f"{method.name} ({coder})", unit="img",
-              disable=not context.progress or not missing) as bar:
-        for position, (sizes, seconds) in run_jobs(timed, jobs, pool):
-            context.timer.add(seconds)
-            store.add([keys[i] for i in chunks[position]], {"bytes": sizes})
-            bar.update(len(chunks[position]))
+    fill_missing(store, keys, lambda chunk: (size_chunk, method, coder, [images[i] for i in chunk], context),
+                 f"{method.name} ({coder})", context, pool)
     return store.gather(keys)["bytes"].astype(np.int64)
