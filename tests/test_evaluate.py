@@ -18,7 +18,7 @@ from facelab.data.files import read_rgb
 from facelab.errors import DatasetError
 from facelab.evaluation import PAPER_TABLE1, PAPER_TABLE2, evaluate
 from facelab.data import lfw_aligned
-from facelab.evaluation import report, runner
+from facelab.evaluation import chunks, report
 from facelab.evaluation.methods import EqualRateMethod, FacelabMethod
 from facelab.evaluation.rows import Score
 from facelab.evaluation.selection import folder_set, lfw_set, select
@@ -187,7 +187,7 @@ def test_rerun_reuses_the_cache(run, data_root, tmp_path):
 
 def test_worker_processes_give_the_same_results(run, data_root, tmp_path, monkeypatch):
     results, _, _ = run
-    monkeypatch.setattr(runner, "CACHE_CHUNK", 7)  # three chunks per method, finishing in any order
+    monkeypatch.setattr(chunks, "CACHE_CHUNK", 7)  # three chunks per method, finishing in any order
     again = evaluate(output=tmp_path / "out", root=data_root, limit=LIMIT, models=("untrained",),
                      jpeg_qualities=(70, 90), curve_limit=CURVE_LIMIT, scales=(0.5, 0.625, 0.75, 1.0),
                      coders=("xz", "context"), curve_qualities={"jpeg": (10, 20, 40, 70)}, equal_rate=("jpeg", "webp"),

@@ -235,16 +235,17 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         for spec in config.models:
             model = load_model(spec, device)
             models[model_label(spec)] = model
-    session = EvaluationRun(config, context, evalset, order, compute_originals(evalset.images, context),
-                            start_workers(config.workers))
+    pool = start_workers(config.workers)
     try:
+        session = EvaluationRun(config, context, evalset, order, compute_originals(evalset.images, context, pool),
+                                pool)
         table1, table2 = session.paper_tables(models)
         curve_set, _, curve_originals = session.curve_subset()
         curve_points = session.curves(models) if config.curves else []
         equal_rows = session.equal_rate(*next(iter(models.items()))) if config.equal_rate and models else []
     finally:
-        if session.pool:
-            session.pool.shutdown(cancel_futures=True)
+        if pool:
+            pool.shutdown(cancel_futures=True)
     curve_original = replace(score(original_result(curve_originals), "file", curve_originals, curve_set),
                              method=table2[0].method)
     results = {

@@ -8,24 +8,22 @@ every image has an embedding; those images are counted.
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from facelab import faces
 from facelab.data.files import read_rgb
+from facelab.evaluation.chunks import fill_missing
 from facelab.evaluation.context import RunContext
-from facelab.image_io import to_tensor
 from facelab.evaluation.selection import EvalImage
 from facelab.evaluation.store import ShardStore, store_folder
+from facelab.image_io import to_tensor
 
 FALLBACK_BOX = (0.311, 0.259, 0.683, 0.757)
 """x1, y1, x2, y2 as fractions of width / height: the median MTCNN box of 400 seeded LFW deep-funneled originals."""
-
-CACHE_CHUNK = 256
-"""Images per cached shard: at most this much work is lost when a run is interrupted."""
 
 
 @dataclass
@@ -89,33 +87,31 @@ def embedder_settings(context: RunContext) -> dict:
             "fallback": fallback_fractions(context)}
 
 
-def compute_originals(images: list[EvalImage], context: RunContext) -> Originals:
-    """Detect and embed every original, reading cached rows and computing (and caching) only the missing ones."""
-    device, timer, batch_size = context.device, context.timer, context.batch_size
+def original_chunk(images: list[EvalImage], context: RunContext) -> dict[str, np.ndarray]:
+    """The cached columns of one chunk of originals: MTCNN's box (or the fallback's), its probability, the
+    FaceNet embedding of its crop, the image size."""
+    with context.timer("load"):
+        arrays = [read_rgb(image.path) for image in images]
+    with context.timer("mtcnn originals"):
+        detections = faces.detect_faces(arrays, device=context.device, batch_size=context.batch_size)
+    boxes = boxes_or_fallback(detections, [array.shape for array in arrays], fallback_fractions(context))
+    with context.timer("facenet originals"):
+        embeddings = embed_crops(arrays, boxes, context)
+    return {"detected": np.asarray([d is not None for d in detections]), "box": boxes,
+            "prob": np.asarray([d.prob if d is not None else 0.0 for d in detections], dtype=np.float32),
+            "embedding": embeddings, "height": np.asarray([a.shape[0] for a in arrays]),
+            "width": np.asarray([a.shape[1] for a in arrays])}
+
+
+def compute_originals(images: list[EvalImage], context: RunContext,
+                      pool: ProcessPoolExecutor | None = None) -> Originals:
+    """Detect and embed every original, reading cached rows and computing (and caching) only the missing ones;
+    with a `pool` (workers.start_workers) its chunks are measured by worker processes side by side."""
     store = ShardStore(store_folder(context.cache, "originals", embedder_settings(context)))
     prepare_mtcnn(context)
     keys = [image.key for image in images]
-    missing = store.missing(keys)
-    with tqdm(total=len(missing), desc="originals (MTCNN + FaceNet)", unit="img",
-              disable=not context.progress or not missing) as bar:
-        for start in range(0, len(missing), CACHE_CHUNK):
-            chunk = missing[start:start + CACHE_CHUNK]
-            with timer("load"):
-                arrays = [read_rgb(images[i].path) for i in chunk]
-            with timer("mtcnn originals"):
-                detections = faces.detect_faces(arrays, device=device, batch_size=batch_size)
-            boxes = boxes_or_fallback(detections, [array.shape for array in arrays], fallback_fractions(context))
-            with timer("facenet originals"):
-                embeddings = embed_crops(arrays, boxes, context)
-            store.add([keys[i] for i in chunk], {
-                "detected": np.asarray([d is not None for d in detections]),
-                "box": boxes,
-                "prob": np.asarray([d.prob if d is not None else 0.0 for d in detections], dtype=np.float32),
-                "embedding": embeddings,
-                "height": np.asarray([a.shape[0] for a in arrays]),
-                "width": np.asarray([a.shape[1] for a in arrays]),
-            })
-            bar.update(len(chunk))
+    fill_missing(store, keys, lambda chunk: (original_chunk, [images[i] for i in chunk], context),
+                 "originals (MTCNN + FaceNet)", context, pool)
     columns = store.gather(keys)
     return Originals(columns["detected"].astype(bool), columns["box"], columns["prob"], columns["embedding"],
                      columns["height"].astype(np.int64), columns["width"].astype(np.int64),

@@ -8,21 +8,18 @@ method, or raising --limit, redoes nothing already done.
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Any, Callable
+from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from facelab import faces
 from facelab.data.files import read_rgb
+from facelab.evaluation.chunks import fill_missing
 from facelab.evaluation.context import RunContext
 from facelab.evaluation.methods import FacelabMethod, Method
-from facelab.evaluation.originals import CACHE_CHUNK, Originals, embed_crops, embedder_settings, prepare_mtcnn
+from facelab.evaluation.originals import Originals, embed_crops, embedder_settings, prepare_mtcnn
 from facelab.evaluation.selection import EvalImage
 from facelab.evaluation.store import ShardStore, store_folder
-from facelab.evaluation.timing import StageTimer
-from facelab.evaluation.workers import run_jobs
 from facelab.metrics import cosine_similarity, ms_ssim_many, psnr
 
 
@@ -76,27 +73,6 @@ def measure_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray,
                for coder in method.coders}
     return {**columns, "quality": np.asarray([item.quality for item in coded], dtype=np.float64), "psnr": psnrs,
             "ms_ssim": ms_ssims, "embedding": embeddings, "detected": np.asarray([d is not None for d in detections])}
-
-
-def timed(measure: Callable[..., Any], *args: Any) -> tuple[Any, dict[str, float]]:
-    """`measure(*args, context)` with a timer of its own (args end with the context): its result and seconds per
-    stage, which the caller adds to the run's timer (a worker process cannot add to it)."""
-    *inputs, context = args
-    own = replace(context, timer=StageTimer())
-    return measure(*inputs, own), dict(own.timer.seconds)
-
-
-def fill_missing(store: ShardStore, keys: list[str], job: Callable[[list[int]], tuple], description: str,
-                 context: RunContext, pool: ProcessPoolExecutor | None) -> None:
-    """Measure and cache, a chunk at a time, the rows of `keys` that `store` lacks; `job(chunk)` is the
-    (measure, *arguments, context) of a chunk's positions, its result the chunk's columns."""
-    missing = store.missing(keys)
-    chunks = [missing[start:start + CACHE_CHUNK] for start in range(0, len(missing), CACHE_CHUNK)]
-    with tqdm(total=len(missing), desc=description, unit="img", disable=not context.progress or not missing) as bar:
-        for position, (columns, seconds) in run_jobs(timed, [job(chunk) for chunk in chunks], pool):
-            context.timer.add(seconds)
-            store.add([keys[i] for i in chunks[position]], columns)
-            bar.update(len(chunks[position]))
 
 
 def evaluate_method(method: Method, images: list[EvalImage], originals: Originals, context: RunContext,
