@@ -53,6 +53,8 @@ CODERS = {coder.name: coder for coder in (
 def coders_for(family: str) -> tuple[str, ...]:
     """Names of the coders that code models of `family`; the first is its default."""
     return tuple(name for name, coder in CODERS.items() if coder.family == family)
+
+
 _FIXED = struct.Struct(">4sBBIIHHHB")
 _CRC = struct.Struct(">I")
 MAX_HEADER_BYTES = _FIXED.size + 255 + _CRC.size

@@ -27,7 +27,8 @@ def series(row: Score) -> str:
     if row.family in CODEC_COLOURS:
         return row.family
     coder = CODERS.get(row.coder)
-    return row.model if coder is not None and coder.family == "binary" and row.model else row.curve or row.method
+    several = coder is not None and len(coders_for(coder.family)) > 1
+    return row.model if several and row.model else row.curve or row.method
 
 
 def alternative_coder(row: Score) -> bool:
