@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,8 +32,9 @@ DEFAULT_TIMEOUT = 1800
 TIMEOUTS = {"05": 4 * 3600, "06": 2 * 3600, "07": 2 * 3600}
 """Per-cell limits in seconds at default sizes: the evaluation lessons code thousands of LFW faces per method."""
 SMOKE_TIMEOUT = 300
-FULL = {"LIMIT": None, "CURVE_IMAGES": None}
-"""`--full`: the evaluation lessons on all 13,233 LFW images and every curve on all of them (hours on a CPU)."""
+FULL = {"LIMIT": None, "CURVE_IMAGES": None, "WORKERS": os.cpu_count() or 1}
+"""`--full`: the evaluation lessons on all 13,233 LFW images and every curve on all of them (hours on a CPU), the
+images measured by a worker process per core."""
 HOUSEKEEPING = ("DATA_ROOT", "OUTPUT", "RUN_DIR", "INTERACTIVE")
 """Parameters that say where files go, not how big a lesson runs: left out of the report's sizes."""
 VOLATILE_METADATA = ("execution", "papermill", "collapsed", "scrolled", "jupyter")
@@ -185,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", default=None, metavar="NN", help="run only these lessons (e.g. 02 03)")
     parser.add_argument("--smoke", action="store_true", help="SMOKE=True: every lesson shrunk to run in about a minute")
     parser.add_argument("--full", action="store_true",
-                        help="the evaluation lessons on all of LFW (LIMIT = CURVE_IMAGES = None): hours on a CPU")
+                        help="the evaluation lessons on all of LFW (LIMIT = CURVE_IMAGES = None, a worker process per core): "
+                             "hours on a CPU")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar over each notebook's cells")
     parser.add_argument("--data-root", default=None, help="data root passed as DATA_ROOT (default: $FACELAB_DATA)")
     parser.add_argument("--strip", action="store_true", help="strip outputs from the committed notebooks in place")

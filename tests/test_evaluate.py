@@ -198,7 +198,7 @@ def test_worker_processes_give_the_same_results(run, data_root, tmp_path, monkey
             # MS-SSIM is batched per chunk, so smaller chunks round it differently (by about 1e-9)
             assert replace(mine, ms_ssim=None) == replace(theirs, ms_ssim=None), part
             assert mine.ms_ssim.mean == pytest.approx(theirs.ms_ssim.mean, abs=1e-7), part
-    assert again["settings"]["workers"] == 2 and again["timings"]["codec facelab"] > 0
+    assert again["settings"]["workers_used"] == 2 and again["timings"]["codec facelab"] > 0
 
 
 def test_limit_is_a_seeded_nested_order_of_whole_pairs(data_root):

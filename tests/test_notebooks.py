@@ -86,6 +86,7 @@ def test_full_reaches_every_evaluation_lesson_and_defaults_stay_subsets() -> Non
     for number in ("05", "06", "07"):
         declared = papermill.inspect_notebook(str(by_number(number)))
         assert "LIMIT" in declared and declared["LIMIT"]["default"] != "None", f"{number} must default to a subset"
+        assert declared["WORKERS"]["default"] == "1", f"{number}: one process unless --full asks for more"
     assert set(course.FULL) <= set(papermill.inspect_notebook(str(by_number("06"))))
     assert course.build_parser().parse_args(["--full"]).full
 

@@ -71,8 +71,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--threads", type=int, default=None,
                      help="torch threads (default: all cores when idle, fewer when the machine is busy)")
     how.add_argument("--workers", type=int, default=1,
-                     help="processes measuring images side by side, one torch thread each (default 1: this one); "
-                          "per-stage times then add up the workers'")
+                     help="processes measuring images side by side, one torch thread each (default 1: this one; "
+                          "CPU only, ignored with a warning on a GPU); per-stage times then add up the workers'")
     how.add_argument("--facenet-precision", choices=PRECISIONS, default="auto",
                      help="FaceNet arithmetic: auto = bf16 on CPUs with native bfloat16 (cosine >= 0.9998 to fp32, "
                           "about 2.5x faster), else fp32; MTCNN is always fp32")

@@ -235,7 +235,7 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         for spec in config.models:
             model = load_model(spec, device)
             models[model_label(spec)] = model
-    pool = start_workers(config.workers)
+    pool = start_workers(config.workers, device)
     try:
         session = EvaluationRun(config, context, evalset, order, compute_originals(evalset.images, context, pool),
                                 pool)
@@ -252,6 +252,7 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         "facelab_version": __version__,
         "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
                      "threads_used": threads, "device_used": str(device),
+                     "workers_used": config.workers if pool else 1,
                      "facenet_precision_used": context.precision, "fallback_box": fallback_fractions(context),
                      "machine": f"{platform.machine()}, {os.cpu_count()} cores"},
         "dataset": {"name": evalset.name, "source": evalset.source, "view": evalset.view,

@@ -9,6 +9,7 @@ back to the parent, which alone writes the cache.
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator
@@ -23,9 +24,14 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def start_workers(count: int) -> ProcessPoolExecutor | None:
-    """A pool of `count` worker processes; None for one (everything is measured in this process)."""
+def start_workers(count: int, device: torch.device) -> ProcessPoolExecutor | None:
+    """A pool of `count` worker processes; None for one, or off the CPU (everything is measured in this process:
+    a forked process cannot use its parent's CUDA, and there the accelerator does the batched work)."""
     if count <= 1:
+        return None
+    if device.type != "cpu":
+        warnings.warn(f"worker processes measure on the CPU only: {count} workers ignored on {device.type}",
+                      stacklevel=2)
         return None
     start = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(start), initializer=_one_thread)
