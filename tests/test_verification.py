@@ -13,6 +13,7 @@ from facelab.verification import (
     best_threshold,
     nearest_neighbour,
     nearest_neighbour_accuracy,
+    nearest_neighbours,
     pairs_accuracy,
 )
 
@@ -57,6 +58,17 @@ def test_one_nn_in_chunks_matches_brute_force(monkeypatch: pytest.MonkeyPatch):
     assert nearest_neighbour_accuracy(gallery, ids, probes, ids) == pytest.approx(expected)
     assert nearest_neighbour_accuracy(gallery, ids, probes, ids, exclude_same_image=True) == pytest.approx(expected_strict)
     assert 0.3 < expected_strict < expected < 1.0  # the case is neither trivial nor hopeless
+    loose, strict = nearest_neighbours(gallery, ids, probes, ids)  # one pass, both variants
+    assert (loose.accuracy, strict.accuracy) == (pytest.approx(expected), pytest.approx(expected_strict))
+    assert (strict.evaluated, strict.skipped) == (has_other.sum(), (~has_other).sum())
+
+
+def test_one_pass_gives_none_for_a_variant_that_scores_nothing():
+    singles = np.array(["ann", "bob", "cid", "dan", "eve"])  # every identity has one image: nothing strict to score
+    loose, strict = nearest_neighbours(GALLERY, singles, GALLERY, singles)
+    assert (loose.correct, strict) == (5, None)
+    with pytest.raises(FacelabError, match="single gallery image"):
+        nearest_neighbour(GALLERY, singles, GALLERY, singles, exclude_same_image=True)
 
 
 def pairs(rng: np.random.Generator, separable: bool, count: int = 6000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

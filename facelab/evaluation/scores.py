@@ -23,7 +23,7 @@ from facelab.evaluation.rows import Score, Summary
 from facelab.evaluation.runner import MethodResult
 from facelab.evaluation.selection import EvalSet
 from facelab.rate import bpp
-from facelab.verification import nearest_neighbour, pairs_accuracy
+from facelab.verification import nearest_neighbours, pairs_accuracy
 
 BD_METRICS = {"PSNR": "psnr", "MS-SSIM dB": "ms_ssim_db", "cosine": "cosine"}
 """Quality measures BD-rate is computed over (MS-SSIM in dB: -10 log10(1 - MS-SSIM))."""
@@ -34,11 +34,8 @@ def identification(result: MethodResult, originals: Originals, evalset: EvalSet)
     identities = evalset.identities
     if identities is None:
         return {"nn_accuracy": None, "nn_accuracy_strict": None, "nn_strict_scored": 0}
-    loose = nearest_neighbour(originals.embeddings, identities, result.embeddings, identities)
-    try:
-        strict = nearest_neighbour(originals.embeddings, identities, result.embeddings, identities,
-                                   exclude_same_image=True)
-    except FacelabError:  # every identity has a single image: the strict variant scores nothing
+    loose, strict = nearest_neighbours(originals.embeddings, identities, result.embeddings, identities)
+    if strict is None:  # every identity has a single image: the strict variant scores nothing
         return {"nn_accuracy": loose.accuracy, "nn_accuracy_strict": None, "nn_strict_scored": 0}
     return {"nn_accuracy": loose.accuracy, "nn_accuracy_strict": strict.accuracy, "nn_strict_scored": strict.evaluated}
 
