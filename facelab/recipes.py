@@ -136,9 +136,9 @@ SWEEP = ("face-b0", "face-a1", "face-a10", "face-a100", "face-a1000")
 """The loss-balance sweep, in order of growing pixel weight (b = 0 last in effect: pixels only)."""
 
 
-def make_config(name: str, **overrides: Any) -> TrainConfig:
-    """The recipe of a shipped model name, with `overrides` (those not None) applied."""
-    if name not in RECIPES:
-        raise ValueError(f"unknown run '{name}': choose from {', '.join(RECIPES)}")
-    settings = {**RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}}
+def make_config(run: str, /, **overrides: Any) -> TrainConfig:
+    """The recipe of a shipped model `run`, with `overrides` (those not None, a new `name` among them) applied."""
+    if run not in RECIPES:
+        raise ValueError(f"unknown run '{run}': choose from {', '.join(RECIPES)}")
+    settings = {**RECIPES[run], **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig(**settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facelab.recipes import RECIPES, make_config
+from facelab.recipes import RECIPES, TrainConfig, make_config
 from facelab.train import PRECISIONS, train
 
 
@@ -22,24 +22,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=None)
     parser.add_argument("--init", default=None, help="weights to start from (default: the recipe's)")
     parser.add_argument("--face-samples", type=int, default=None, help="faces per batch that go through FaceNet")
+    parser.add_argument("--a", type=float, default=None, help="face phase: the pixel loss's weight in Eq. 2")
+    parser.add_argument("--b", type=float, default=None, help="face phase: the FaceNet loss's weight in Eq. 2")
+    parser.add_argument("--lmbda", type=float, default=None, help="hyperprior: the distortion's weight against the rate")
+    parser.add_argument("--name", default=None,
+                        help="the checkpoint's model name and default run folder (default: the run's); "
+                             "name a run whose weights or budget differ from the shipped recipe")
     parser.add_argument("--val-images", type=int, default=None, help="validate on at most this many images")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="auto: bf16 autocast where the device computes it natively, else fp32")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--run-dir", default=None, help="checkpoints and history (default: runs/<run>)")
+    parser.add_argument("--run-dir", default=None, help="checkpoints and history (default: runs/<name>)")
     parser.add_argument("--output", default=None, help="final checkpoint (default: <run-dir>/<run>.pt)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
 
 
-def run(args: argparse.Namespace) -> int:
-    """`facelab train RUN`: train and print where the checkpoint went."""
-    config = make_config(
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's recipe with every option given on the command line applied."""
+    return make_config(
         args.run, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, crop=args.crop,
         face_size=tuple(args.face_size) if args.face_size else None, max_images=args.max_images,
         steps_per_epoch=args.steps_per_epoch, init=args.init, device=args.device, data_root=args.data_root,
-        face_samples=args.face_samples, val_images=args.val_images, precision=args.precision,
+        face_samples=args.face_samples, val_images=args.val_images, precision=args.precision, a=args.a, b=args.b,
+        lmbda=args.lmbda, name=args.name,
     )
-    path = train(config, args.run_dir or Path("runs") / args.run, args.output, resume=not args.no_resume)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`facelab train RUN`: train and print where the checkpoint went."""
+    config = config_from_args(args)
+    path = train(config, args.run_dir or Path("runs") / config.name, args.output, resume=not args.no_resume)
     print(f"wrote {path}")
     return 0

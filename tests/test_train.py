@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from facelab.balance import gradient_scales
+from facelab.cli import build_parser, main
 from facelab.model import FaceCodecNet
 from facelab.recipes import RECIPES
+from facelab.train_command import config_from_args
 from facelab.train import ResumeError, Trainer, cosine_factor, make_config, train
 from facelab.weights import SHIPPED, load_model, read_checkpoint, resolve, save_checkpoint
 from synthetic import SmoothImages
@@ -221,3 +223,15 @@ def test_a_non_finite_loss_skips_its_step_instead_of_poisoning_the_weights(tmp_p
     assert history[0]["skipped_steps"] == 1 and "skipped_steps" not in history[1]
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert all(torch.isfinite(torch.tensor(r["total"])) and r["val_total"] == r["val_total"] for r in history)
+
+
+def test_train_command_sets_the_loss_weights_and_names_the_run(tmp_path: Path, data_root: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    args = build_parser("train").parse_args(["train", "hp-0", "--b", "4", "--lmbda", "0.1", "--name", "hp-0-b4"])
+    config = config_from_args(args)
+    assert (config.b, config.lmbda, config.a, config.name) == (4.0, 0.1, 100.0, "hp-0-b4")  # a: the recipe's
+    assert config_from_args(build_parser("train").parse_args(["train", "hp-0"])).name == "hp-0"
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "natural", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--crop", "64",
+                 "--max-images", "2", "--device", "cpu", "--data-root", str(data_root), "--name", "mine"]) == 0
+    assert load_model(tmp_path / "runs" / "mine" / "mine.pt").checkpoint["config"]["name"] == "mine"
