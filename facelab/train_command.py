@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--run-dir", default=None, help="checkpoints and history (default: runs/<name>)")
-    parser.add_argument("--output", default=None, help="final checkpoint (default: <run-dir>/<run>.pt)")
+    parser.add_argument("--output", default=None, help="final checkpoint (default: <run-dir>/<name>.pt)")
     parser.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
 
 

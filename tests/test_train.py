@@ -12,8 +12,8 @@ from facelab.balance import gradient_scales
 from facelab.cli import build_parser, main
 from facelab.model import FaceCodecNet
 from facelab.recipes import RECIPES
-from facelab.train_command import config_from_args
 from facelab.train import ResumeError, Trainer, cosine_factor, make_config, train
+from facelab.train_command import config_from_args
 from facelab.weights import SHIPPED, load_model, read_checkpoint, resolve, save_checkpoint
 from synthetic import SmoothImages
 
