@@ -10,20 +10,20 @@ endif
 
 .PHONY: setup course test smoke clean-notebooks
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[course,test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[course,test]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (facelab)"
 	touch $@
 
-setup: $(VENV)/.installed  ## a virtual environment with facelab, the course's tools and its Jupyter kernel
+setup: $(VENV)/.installed  ## a virtual environment with facelab, the course's tools and its Jupyter kernel, at the tested versions (constraints.txt)
 
-course: setup  ## the main job: the data (if FACELAB_DATA is unset), every notebook -> executed/ and results/REPORT.md (FULL=1: all of LFW)
+course: setup  ## the main job: the data (if FACELAB_DATA is unset), every notebook -> executed/ and results/REPORT.md (FULL=1: all of LFW; SMOKE=1: every lesson shrunk to seconds)
 ifeq ($(FACELAB_DATA),)
 	$(BIN)/facelab data download course
 endif
-	$(BIN)/python -m facelab.course --output executed --results results $(if $(FULL),--full)
+	$(BIN)/python -m facelab.course --output executed --results results $(if $(FULL),--full) $(if $(SMOKE),--smoke)
 
 test: setup  ## unit tests and every notebook in smoke mode
 	$(BIN)/python -m pytest -q -ra

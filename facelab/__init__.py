@@ -3,8 +3,10 @@
 The modules, one job each: `binarizer` (Eq. 1), `model` (the autoencoder), `bitstream`, `container`,
 `xz` and `codec` (the file format, bounded opening of files, compress/decompress), `limits` (the
 largest image), `entropy` (a coder that beats LZMA), `weights` (checkpoints and shipped models),
-`faces` (MTCNN and FaceNet), `losses`, `data`, `train`, `metrics`, `baselines`, `verification`, `bdrate`,
-`hyperprior` (lesson 07's learned-entropy codec), `catalog` (the shipped models' names),
+`faces` (MTCNN and FaceNet), `judge` (a second recogniser, dlib's, that the face loss never saw), `losses`,
+`data`, `train`, `metrics`, `baselines` (the classic codecs) and `file_overhead` (what their containers cost),
+`verification`, `bdrate`, `hyperprior` (lesson 07's learned-entropy codec) and `exact` (its entropy model in
+integer arithmetic, the same on every machine), `catalog` (the shipped models' names),
 `evaluate`, `widgets`, `course`, `cli`.
 """
 

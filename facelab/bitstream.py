@@ -10,7 +10,9 @@ Header (big-endian), 25 bytes plus the model identifier:
     id_len  B   then id_len bytes of the model identifier '<name>:<weights hash>' (UTF-8)
     crc     I   CRC-32 of every header byte before it (format 2 on)
 The CRC makes a damaged size or model field an error instead of a wrong image; format 1 files,
-which lack it, are still read. Every size is checked against `facelab.limits` before a caller
+which lack it, are still read. Format 3 changes only hyperprior files (.flh): their entropy-model indexes are
+computed in exact integer arithmetic (`facelab.exact`), so they decode to the same latents on every machine, and
+the payload carries a checksum of those latents; format 2 .flh files decode as before, with float indexes. Every size is checked against `facelab.limits` before a caller
 allocates anything for the code.
 """
 
@@ -27,7 +29,10 @@ from facelab import limits
 from facelab.errors import BitstreamError
 
 MAGIC = b"FLAB"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+
+EXACT_HYPERPRIOR_VERSION = 3
+"""The first format whose hyperprior files decode to the same latents on every machine."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Header:
     code_h: int
     code_w: int
     model_id: str
+    version: int = FORMAT_VERSION
 
     @property
     def code_shape(self) -> tuple[int, int, int]:
@@ -91,8 +97,10 @@ class Header:
         model = self.model_id.encode()
         if len(model) > 255:
             raise BitstreamError("model identifier longer than 255 bytes")
+        if self.version < 2:
+            raise BitstreamError("facelab writes format 2 and later only")
         fixed = _FIXED.pack(
-            MAGIC, FORMAT_VERSION, CODERS[self.coder].id, self.height, self.width,
+            MAGIC, self.version, CODERS[self.coder].id, self.height, self.width,
             self.code_channels, self.code_h, self.code_w, len(model),
         )
         return fixed + model + _CRC.pack(zlib.crc32(fixed + model))
@@ -124,7 +132,7 @@ def unpack_header(data: bytes) -> tuple[Header, bytes]:
         model_id = data[_FIXED.size:end].decode()
     except UnicodeDecodeError:
         raise BitstreamError("corrupt header: model identifier is not UTF-8") from None
-    header = Header(names[coder], height, width, code_channels, code_h, code_w, model_id)
+    header = Header(names[coder], height, width, code_channels, code_h, code_w, model_id, version)
     check_sizes(header)
     return header, data[end + (_CRC.size if version >= 2 else 0):]
 

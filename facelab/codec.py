@@ -7,7 +7,10 @@ into bits behind a `Header` and entropy-codes it:
 - coder "context" (beyond the paper): the header in the clear, then the bits arithmetic-coded
   with probabilities from a causal context model (`facelab.entropy`), in a `.flc` file;
 - coder "hyperprior" (lesson 07): a scale hyperprior's (`facelab.hyperprior`) range-coded side information and
-  latents, then their CRC-32, after the header in the clear, in a `.flh` file.
+  latents and a 16-bit check of the decoded latents, then the CRC-32 of all that, after the header in the clear,
+  in a `.flh` file. Its entropy model is chosen in exact integer arithmetic (`facelab.exact`, format 3), so a file
+  decodes to the same latents on every machine, or fails its latent check with a one-line error; the pixels
+  synthesised from them may differ by a level between CPU backends and GPUs.
 The coders are listed once, in `facelab.bitstream.CODERS`; a model's family decides which it can use.
 `decompress` opens either (`facelab.container`: the header's checksum and sizes are checked before
 anything is allocated), checks the header against the model and decodes, tile by tile for large
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from facelab import limits
-from facelab.bitstream import CODERS, Header, coders_for, pack_code, unpack_code
+from facelab.bitstream import CODERS, EXACT_HYPERPRIOR_VERSION, Header, coders_for, pack_code, unpack_code
 from facelab.container import read_header
 from facelab.errors import BitstreamError, ImageError, ModelError
 from facelab.image_io import check_array, load_image, to_tensor, to_uint8
@@ -195,8 +198,8 @@ def decode_hyperprior(model: torch.nn.Module, header: Header, payload: bytes) ->
     if len(payload) < 4 or zlib.crc32(payload[:-4]) != int.from_bytes(payload[-4:], "big"):
         raise BitstreamError("corrupt or truncated file: the coded latents do not match their checksum")
     model.eval()
-    image = model.decompress_image(payload[:-4], (header.height, header.width))
-    return to_uint8(image)
+    exact = header.version >= EXACT_HYPERPRIOR_VERSION
+    return to_uint8(model.decompress_image(payload[:-4], (header.height, header.width), exact=exact))
 
 
 def bits_per_pixel(data: bytes, height: int, width: int) -> float:

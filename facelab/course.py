@@ -31,7 +31,7 @@ KERNEL = "python3"
 DEFAULT_TIMEOUT = 1800
 TIMEOUTS = {"05": 4 * 3600, "06": 2 * 3600, "07": 2 * 3600}
 """Per-cell limits in seconds at default sizes: the evaluation lessons code thousands of LFW faces per method."""
-SMOKE_TIMEOUT = 300
+SMOKE_TIMEOUT = 900
 FULL = {"LIMIT": None, "CURVE_IMAGES": None, "WORKERS": os.cpu_count() or 1}
 """`--full`: the evaluation lessons on all 13,233 LFW images and every curve on all of them (hours on a CPU), the
 images measured by a worker process per core."""

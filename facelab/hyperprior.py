@@ -10,7 +10,10 @@ minimises rate + lambda * distortion, with uniform noise standing in for roundin
 The transforms, entropy models and range coder are CompressAI's (`compressai.models.ScaleHyperprior`).
 facelab adds what its faces need: any image size (the image is padded to 16 and |y| to 4, the scales cropped
 back, so a 112x96 face is not coded as 128x128), fp32 entropy models under bf16 autocast, the rate in bits
-per pixel of the unpadded image, and one byte string per image for the facelab file format.
+per pixel of the unpadded image, and one byte string per image for the facelab file format. Files decode to the
+same latents on every machine: the coder's tables are shipped, never recomputed, and the scales that choose among
+them come from h_s computed in exact integer arithmetic (`facelab.exact`); a checksum of the decoded latents
+turns any remaining disagreement between encoder and decoder into an error instead of a wrong face.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from __future__ import annotations
 import math
 import struct
 import warnings
+import zlib
+from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +36,7 @@ with warnings.catch_warnings():  # CompressAI 1.2.8 scripts a helper with torch.
     from compressai.models import ScaleHyperprior
 
 from facelab.errors import BitstreamError
+from facelab.exact import IntegerNet, scale_indexes
 
 FAMILY = "hyperprior"
 BLOCK = 16
@@ -43,10 +51,19 @@ that trains about 2.3x faster on a CPU and ships at 2.5 MB in half precision, fo
 
 _LENGTH = struct.Struct(">I")
 
+_CHECK = struct.Struct(">H")
+
+LIKELIHOOD_FLOOR = 1e-9
+"""CompressAI's smallest likelihood in training: no latent costs more than 30 bits."""
+
 SHARED_TABLES = tuple(f"gaussian_conditional.{name}" for name in ("_offset", "_quantized_cdf", "_cdf_length",
                                                                    "scale_table"))
 """The Gaussian coder's tables: made from CompressAI's fixed scale table alone, the same for every model (0.8 MB),
-so checkpoints leave them out and `shared_tables` rebuilds them."""
+so checkpoints leave them out and every model loads them from GAUSSIAN_TABLES."""
+
+GAUSSIAN_TABLES = Path(__file__).parent / "weights" / "gaussian_tables.npz"
+"""The SHARED_TABLES as shipped (32 KB): built once by `build_shared_tables`, because rebuilding them on each
+machine (erfc in floats, then rounding to 16-bit CDFs) could differ by one count between machines."""
 
 
 class RateOutput(NamedTuple):
@@ -80,13 +97,27 @@ def hyper_shape(height: int, width: int) -> tuple[int, int]:
     return math.ceil(y_h / HYPER_BLOCK), math.ceil(y_w / HYPER_BLOCK)
 
 
-def shared_tables() -> dict[str, Tensor]:
-    """The SHARED_TABLES buffers, built as `update` builds them for a trained model."""
+def build_shared_tables() -> dict[str, Tensor]:
+    """The SHARED_TABLES buffers, built as CompressAI's `update` builds them for a trained model (this machine's
+    floats): how GAUSSIAN_TABLES was made."""
     from compressai.models.google import get_scale_table
 
     model = ScaleHyperprior(1, 1)
     model.gaussian_conditional.update_scale_table(get_scale_table(), force=True)
     return {key: value for key, value in model.state_dict().items() if key in SHARED_TABLES}
+
+
+def shared_tables() -> dict[str, Tensor]:
+    """The SHARED_TABLES buffers as shipped in GAUSSIAN_TABLES, the same bits on every machine."""
+    with np.load(GAUSSIAN_TABLES) as tables:
+        return {key: torch.from_numpy(tables[key.split(".")[-1]]) for key in SHARED_TABLES}
+
+
+def latent_check(indexes: Tensor, symbols: Tensor) -> int:
+    """16 bits of CRC-32 over the entropy-model indexes and the latent symbols they coded: what the encoder chose
+    and wrote, which a decoder must reproduce exactly."""
+    data = indexes.to("cpu", torch.int32).numpy().astype("<i4").tobytes()
+    return zlib.crc32(symbols.to("cpu", torch.int32).numpy().astype("<i4").tobytes(), zlib.crc32(data)) & 0xFFFF
 
 
 class HyperpriorNet(ScaleHyperprior):
@@ -107,6 +138,14 @@ class HyperpriorNet(ScaleHyperprior):
         """Gaussian scales of y from the decoded side information, cropped to y's size, in fp32."""
         return self.h_s(z_hat)[..., : y_size[0], : y_size[1]].float()
 
+    def _indexes(self, z_hat: Tensor, y_size: tuple[int, int], exact: bool = True) -> Tensor:
+        """The Gaussian table each latent is coded with, on z_hat's device: from h_s in exact integer arithmetic
+        (format 3 on), or in floats as format 2 files were written (their indexes can differ between machines)."""
+        if not exact:
+            return self.gaussian_conditional.build_indexes(self._scales(z_hat, y_size))
+        scales = IntegerNet(self.h_s)(z_hat)[..., : y_size[0], : y_size[1]]
+        return scale_indexes(scales, self.gaussian_conditional.scale_table).to(z_hat.device)
+
     def forward(self, image: Tensor) -> RateOutput:
         """Training pass (noise for rounding) or evaluation pass (rounding): reconstruction and bits per pixel."""
         height, width = image.shape[-2:]
@@ -121,29 +160,59 @@ class HyperpriorNet(ScaleHyperprior):
 
     @torch.inference_mode()
     def compress_image(self, image: Tensor) -> bytes:
-        """(1, 3, H, W) in [0, 1] -> the range-coded side information and latents as one byte string."""
+        """(1, 3, H, W) in [0, 1] -> the range-coded side information and latents, then the latents' 16-bit check,
+        as one byte string (format 3)."""
         y = self.g_a(pad_to(image, BLOCK))
         z = self.h_a(pad_to(y.abs(), HYPER_BLOCK, mode="constant"))
         z_string = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
-        indexes = self.gaussian_conditional.build_indexes(self._scales(z_hat, y.shape[-2:]))
+        indexes = self._indexes(z_hat, y.shape[-2:])
         y_string = self.gaussian_conditional.compress(y, indexes)[0]
-        return _LENGTH.pack(len(z_string)) + z_string + y_string
+        check = latent_check(indexes, self.gaussian_conditional.quantize(y, "symbols"))
+        return _LENGTH.pack(len(z_string)) + z_string + y_string + _CHECK.pack(check)
 
     @torch.inference_mode()
-    def decompress_image(self, payload: bytes, size: tuple[int, int]) -> Tensor:
-        """Inverse of `compress_image` for an image of `size` (H, W): (1, 3, H, W) in [0, 1]."""
-        if len(payload) < _LENGTH.size:
+    def decompress_image(self, payload: bytes, size: tuple[int, int], exact: bool = True) -> Tensor:
+        """Inverse of `compress_image` for an image of `size` (H, W): (1, 3, H, W) in [0, 1]. `exact=False` reads
+        a format 2 payload (float indexes, no latent check)."""
+        check_size = _CHECK.size if exact else 0
+        if len(payload) < _LENGTH.size + check_size:
             raise BitstreamError("truncated file: the hyperprior payload ends before its first length field")
         (z_length,) = _LENGTH.unpack_from(payload)
-        if _LENGTH.size + z_length > len(payload):
+        if _LENGTH.size + z_length + check_size > len(payload):
             raise BitstreamError("corrupt file: the side information is longer than the payload")
         z_string = payload[_LENGTH.size:_LENGTH.size + z_length]
-        y_string = payload[_LENGTH.size + z_length:]
+        y_string = payload[_LENGTH.size + z_length:len(payload) - check_size]
         z_hat = self.entropy_bottleneck.decompress([z_string], hyper_shape(*size))
-        indexes = self.gaussian_conditional.build_indexes(self._scales(z_hat, latent_shape(*size)))
+        indexes = self._indexes(z_hat, latent_shape(*size), exact)
         y_hat = self.gaussian_conditional.decompress([y_string], indexes, z_hat.dtype)
+        if exact and latent_check(indexes, y_hat) != _CHECK.unpack_from(payload, len(payload) - check_size)[0]:
+            raise BitstreamError("decoded on a machine whose arithmetic differs from the encoder's: the latents do "
+                                 "not match their checksum, so the image would be wrong (please report it)")
         return self.g_s(y_hat)[..., : size[0], : size[1]].clamp_(0, 1)
+
+    @torch.no_grad()
+    def restore_likelihood_floor(self) -> None:
+        """Put back CompressAI's floor under each likelihood (1e-9, 30 bits) before training. The shipped
+        checkpoints hold 0 there, lost to a half-precision round trip (1e-9 is 0 in float16): one latent far in a
+        Gaussian's tail then costs infinitely many bits, and every step of a run is skipped as non-finite (the first
+        `ladder-7` run skipped all 400). Coding never reads the floor; training needs it."""
+        for bound in (self.gaussian_conditional.likelihood_lower_bound, self.entropy_bottleneck.likelihood_lower_bound):
+            bound.bound.fill_(LIKELIHOOD_FLOOR)
+
+    @torch.no_grad()
+    def scale_latents(self, gain: float) -> None:
+        """Quantise the latents `gain` times finer (the step becomes 1/gain) by folding the gain into the weights:
+        g_a's last layer and h_s's scales are multiplied by it, h_a's and g_s's first layers divide it out. The model
+        is the same function but for the rounding, so its rate moves at once (on CelebA faces hp-long's 0.53 bpp
+        becomes 0.33 at gain 0.5 and 0.78 at gain 2): where a rate ladder's rung starts before fine-tuning."""
+        if gain <= 0:
+            raise ValueError(f"a latent gain must be positive, not {gain}")
+        for layer in (self.g_a[-1], self.h_s[-2]):
+            layer.weight.mul_(gain)
+            layer.bias.mul_(gain)
+        self.h_a[0].weight.div_(gain)
+        self.g_s[0].weight.div_(gain)
 
     def round_to_half(self) -> None:
         """Round every weight to float16 (how it ships) and rebuild the entropy coder's tables from the result.

@@ -55,6 +55,7 @@ class TrainConfig:
     channels: tuple[int, int] = (64, 96)
     lmbda: float = 0.0
     init: str | None = None
+    latent_gain: float = 1.0
     max_images: int | None = None
     val_images: int | None = None
     precision: str = "auto"
@@ -125,6 +126,48 @@ RECIPES.update({
     **{f"hp-{q}": dict(_HP, name=f"hp-{q}", lmbda=lmbda, b=1.0) for q, lmbda in HP_LAMBDAS.items()},
     **{f"hp-{q}-pixel": dict(_HP, name=f"hp-{q}-pixel", lmbda=lmbda, b=0.0) for q, lmbda in HP_LAMBDAS.items()},
 })
+
+LADDER_LAMBDAS = {1: 0.1, 2: 0.35, 3: 1.2, 4: 3.5, 5: 10.0, 6: 30.0, 7: 120.0}
+"""The rate ladder (lesson 07): rung -> lmbda, about 3x apart, for <= 0.15 to >= 1.5 bpp at 112x96. hp-0 .. hp-4
+crowded into 0.24-0.53 bpp because 400 steps from hp-long (lmbda 6) could not move a rate far; each rung here starts
+from its neighbour nearer lmbda 6 (rung 4 from hp-long), so no run has to move the rate more than one step."""
+
+LADDER_PARENT = {4: None, 5: 4, 6: 5, 7: 6, 3: 4, 2: 3, 1: 2}
+"""Each rung's starting point (None: hp-long), in the order they train: outwards from lmbda 6 in both directions."""
+
+LADDER_GAIN = {4: 1.0, 5: 2.0, 6: 2.0, 7: 3.0, 3: 0.5, 2: 0.5, 1: 0.35}
+"""Each rung's latent gain over its parent (`HyperpriorNet.scale_latents`): fine-tuning at a new lmbda alone moved
+the rate by 0.05 bpp in 400 steps (0.47 -> 0.52 bpp from lmbda 3.5 to 10), while a quantisation step twice as
+fine moves it at once (0.53 -> 0.78 bpp); the steps then spend those bits. sqrt(4): lmbda grows about 4x a rung,
+and the best step of a rate-distortion loss in MSE shrinks as 1 / sqrt(lmbda). The end rungs take a larger step
+(3 and 0.35): rungs 3-6 landed 1.4x apart in rate on the validation faces (0.33, 0.47, 0.67, 0.95 bpp), which would
+leave the ends short of 1.5 and 0.15 bpp."""
+
+LADDER_ORDER = (4, 5, 3, 6, 2, 7, 1)
+"""Training order: alternately up and down, so an interrupted run still spans a range; the face-loss rungs first,
+then their pixels-only twins."""
+
+
+def ladder_name(rung: int, face_loss: bool) -> str:
+    """The shipped name of a rung: 'ladder-3' (with the face loss) or 'ladder-3-pixel' (without)."""
+    return f"ladder-{rung}" if face_loss else f"ladder-{rung}-pixel"
+
+
+_LADDER = dict(_HP, epochs=4)
+"""A rung: the hyperprior's fine-tuning (`_HP`, 400 steps) from its parent rung."""
+
+for _face in (True, False):
+    for _rung in LADDER_ORDER:
+        _parent = LADDER_PARENT[_rung]
+        RECIPES[ladder_name(_rung, _face)] = dict(
+            _LADDER, name=ladder_name(_rung, _face), lmbda=LADDER_LAMBDAS[_rung], b=1.0 if _face else 0.0,
+            init="hp-long" if _parent is None else ladder_name(_parent, _face), latent_gain=LADDER_GAIN[_rung])
+
+LADDER = tuple(ladder_name(rung, True) for rung in sorted(LADDER_LAMBDAS))
+"""The rate ladder with the face loss, from the lowest rate to the highest."""
+
+LADDER_PIXEL = tuple(ladder_name(rung, False) for rung in sorted(LADDER_LAMBDAS))
+"""Its twins trained without the face loss (b = 0), each from the pixels-only parent: the ablation."""
 
 HYPERPRIOR = tuple(f"hp-{q}" for q in HP_LAMBDAS)
 """The shipped hyperprior codecs with the face loss, from the lowest rate to the highest."""

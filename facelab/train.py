@@ -98,6 +98,12 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
         model = load_model(config.init)
         if getattr(model, "family", "binary") != config.family:
             raise ModelError(f"{config.init} is a {getattr(model, 'family', 'binary')} model, not {config.family}")
+        if hasattr(model, "restore_likelihood_floor"):
+            model.restore_likelihood_floor()
+        if config.latent_gain != 1.0:
+            if not hasattr(model, "scale_latents"):
+                raise ModelError(f"a latent gain needs a hyperprior model; {config.init} is {config.family}")
+            model.scale_latents(config.latent_gain)
         return model
     if config.family == "hyperprior":
         from facelab.hyperprior import HyperpriorNet

@@ -25,6 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--a", type=float, default=None, help="face phase: the pixel loss's weight in Eq. 2")
     parser.add_argument("--b", type=float, default=None, help="face phase: the FaceNet loss's weight in Eq. 2")
     parser.add_argument("--lmbda", type=float, default=None, help="hyperprior: the distortion's weight against the rate")
+    parser.add_argument("--latent-gain", type=float, default=None,
+                        help="hyperprior: quantise the starting model's latents this many times finer (its rate moves at once)")
     parser.add_argument("--name", default=None,
                         help="the checkpoint's model name and default run folder (default: the run's); "
                              "name a run whose weights or budget differ from the shipped recipe")
@@ -45,7 +47,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         face_size=tuple(args.face_size) if args.face_size else None, max_images=args.max_images,
         steps_per_epoch=args.steps_per_epoch, init=args.init, device=args.device, data_root=args.data_root,
         face_samples=args.face_samples, val_images=args.val_images, precision=args.precision, a=args.a, b=args.b,
-        lmbda=args.lmbda, name=args.name,
+        lmbda=args.lmbda, latent_gain=args.latent_gain, name=args.name,
     )
 
 

@@ -23,7 +23,7 @@ from facelab.image_io import to_tensor
 from facelab.metrics import psnr
 from facelab.model import FaceCodecNet
 from facelab.rate import bpp
-from facelab.recipes import HP_LAMBDAS, HYPERPRIOR, HYPERPRIOR_PIXEL
+from facelab.recipes import LADDER_LAMBDAS, ladder_name
 
 
 @dataclass
@@ -299,19 +299,20 @@ def codecs_at_rate(image: np.ndarray, bpp: float, codecs: Sequence[str] | None =
     """
     from facelab import baselines
 
-    shown, values = codecs_under(image, bpp, list(codecs or baselines.CODECS))
+    shown, values = codecs_under(image, bpp, codecs or baselines.CODECS)
     figure = image_row({"original": image, **shown}, title=f"every codec at <= {bpp:.3f} bpp", size=2.6)
     return Drawing(figure, values)
 
 
 def codecs_under(image: np.ndarray, bpp: float, codecs: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Each classic codec's largest file of `image` at or under `bpp` (`baselines.find_close`): the decoded images
-    titled with quality, bpp and PSNR, and per codec its bpp, quality, bytes, PSNR and MS-SSIM."""
+    titled with quality, bpp and PSNR, and per codec its bpp, quality, bytes, PSNR and MS-SSIM. A codec whose
+    Pillow plugin is missing is left out with a warning naming its package."""
     from facelab import baselines
     from facelab.metrics import ms_ssim
 
     shown, values = {}, {}
-    for name in codecs:
+    for name in baselines.installed(codecs):
         encoded = baselines.find_close(image, name, bpp)
         decoded = baselines.decode(encoded.data, name)
         values[name] = {"bpp": encoded.bpp, "quality": encoded.quality, "bytes": len(encoded.data),
@@ -354,18 +355,17 @@ def paper_figure3(image: np.ndarray, model: FaceCodecNet, jpeg_quality: int = 80
     return Drawing(figure, values)
 
 
-def hyperprior_at_rate(rate: int, face_loss: int, image: np.ndarray, coded: Mapping[str, tuple[int, np.ndarray]],
-                       codecs: Sequence[str] = ("jpeg", "webp", "avif")) -> Drawing:
-    """Lesson 07's sliders: one face through the shipped hyperprior at `rate` (a key of `recipes.HP_LAMBDAS`),
-    trained with the face loss (`face_loss` = 1) or without (0), beside each classic codec at the same file size
-    or less.
+def hyperprior_at_rate(rung: int, face_loss: int, image: np.ndarray, coded: Mapping[str, tuple[int, np.ndarray]],
+                       codecs: Sequence[str] = ("jpeg", "webp", "avif", "heic", "jxl")) -> Drawing:
+    """Lesson 07's sliders: one face through the rate ladder's `rung` (a key of `recipes.LADDER_LAMBDAS`), trained
+    with the face loss (`face_loss` = 1) or without (0), beside each classic codec at the same file size or less.
 
     `coded` maps each hyperprior model's name to (file bytes, reconstruction) of `image`; values are per method:
     bpp from the real file, bytes, PSNR (and each codec's quality and MS-SSIM).
     """
-    name = dict(zip(HP_LAMBDAS, HYPERPRIOR if face_loss else HYPERPRIOR_PIXEL)).get(rate)
+    name = ladder_name(rung, bool(face_loss))
     if name not in coded:
-        raise ValueError(f"no coded face for rate {rate} ({name}): have {', '.join(coded)}")
+        raise ValueError(f"no coded face for rung {rung} ({name}): have {', '.join(coded)}")
     size, reconstruction = coded[name]
     file_bpp = bpp(size, *image.shape[:2])
     values = {name: {"bpp": file_bpp, "bytes": size, "psnr": psnr(image, reconstruction)}}
@@ -373,6 +373,6 @@ def hyperprior_at_rate(rate: int, face_loss: int, image: np.ndarray, coded: Mapp
     shown = {"original": image, f"{name}\n{file_bpp:.3f} bpp, {values[name]['psnr']:.2f} dB": reconstruction, **shown}
     values.update(codec_values)
     loss = "with the face loss" if face_loss else "pixels only"
-    title = f"scale hyperprior, rate {rate} (λ = {HP_LAMBDAS[rate]:g}), {loss}; each codec at <= its file size"
+    title = f"rate ladder, rung {rung} (λ = {LADDER_LAMBDAS[rung]:g}), {loss}; each codec at <= its file size"
     figure = image_row(shown, title=title, size=2.4)
     return Drawing(figure, values)

@@ -126,7 +126,7 @@ def test_wrong_model_is_named(model, other_model, smooth_image) -> None:
 
 def test_header_layout_is_stable() -> None:
     packed = Header("xz", 250, 250, 128, 32, 32, "face:0123456789ab").pack()
-    assert packed[:4] == b"FLAB" and packed[4] == 2
+    assert packed[:4] == b"FLAB" and packed[4] == 3
     assert struct.unpack(">II", packed[6:14]) == (250, 250)
     assert len(packed) == 25 + len("face:0123456789ab")
     assert struct.unpack(">I", packed[-4:])[0] == zlib.crc32(packed[:-4])

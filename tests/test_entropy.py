@@ -113,7 +113,8 @@ def test_coding_trace_lists_every_bit_with_the_cost_encode_bits_pays() -> None:
     assert len(set(zip(trace.channel.tolist(), trace.position.tolist()))) == bits.size
     first = coding_order(16, 16)[:8]
     assert np.array_equal(trace.position[:16], np.tile(first, 2)) and trace.channel[:16].tolist() == [0] * 8 + [1] * 8
-    assert (trace.p_one[:8] == 0.5).all() and (trace.cost[:8] == 1).all()
+    np.testing.assert_allclose(trace.p_one[:8], 0.5, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(trace.cost[:8], 1.0, rtol=0, atol=1e-9)
     assert ((0 <= trace.prediction_bin) & (trace.prediction_bin < PREDICTION_BINS)).all()
     assert ((-4 <= trace.neighbour_sum) & (trace.neighbour_sum <= 4)).all()
     assert abs(trace.cost.sum() / 8 - len(encode_bits(bits))) < 8

@@ -200,3 +200,46 @@ def test_shipped_rates_order_their_files_and_decode_by_name() -> None:
         sizes[name] = len(data)
     assert list(sizes.values()) == sorted(sizes.values()), f"higher rates must write more: {sizes}"
     assert load_model(HYPERPRIOR_PIXEL[0]).checkpoint["config"]["b"] == 0.0
+
+
+def test_latent_gain_refines_the_rounding_and_nothing_else() -> None:
+    """scale_latents(g) is the same transform pair with latents g times larger and scales to match: the rate moves,
+    the unquantised reconstruction does not."""
+    model = load_model("hp-2")
+    image = SmoothImages(1, 0, (32, 48)).images
+    with torch.no_grad():
+        before_y, before_x = model.g_a(image), model.g_s(model.g_a(image))
+        before_scales = model.h_s(model.h_a(before_y.abs()))
+        model.scale_latents(2.0)
+        after_y = model.g_a(image)
+        assert torch.allclose(after_y, 2 * before_y, atol=1e-5)
+        assert torch.allclose(model.g_s(after_y), before_x, atol=1e-4)
+        assert torch.allclose(model.h_s(model.h_a(after_y.abs())), 2 * before_scales, atol=1e-4)
+    finer = codec.compress(to_uint8(image), model)
+    assert len(finer) > len(codec.compress(to_uint8(image), load_model("hp-2")))
+    with pytest.raises(ValueError, match="positive"):
+        model.scale_latents(0.0)
+
+
+def test_ladder_rungs_start_from_their_neighbour_with_a_gain() -> None:
+    from facelab.recipes import LADDER, LADDER_GAIN, LADDER_LAMBDAS, LADDER_PIXEL
+
+    assert len(LADDER) == len(LADDER_PIXEL) == len(LADDER_LAMBDAS) >= 6
+    assert sorted(LADDER_LAMBDAS.values()) == list(LADDER_LAMBDAS.values())
+    for rung, name in enumerate(LADDER, start=1):
+        config, pixel = make_config(name), make_config(LADDER_PIXEL[rung - 1])
+        assert (config.b, pixel.b, config.lmbda, config.latent_gain) == (1.0, 0.0, LADDER_LAMBDAS[rung],
+                                                                        LADDER_GAIN[rung])
+        assert config.init in ("hp-long", *LADDER) and pixel.init in ("hp-long", *LADDER_PIXEL)
+
+
+def test_training_starts_with_a_likelihood_floor(tmp_path: Path) -> None:
+    """A latent far in its Gaussian's tail costs at most 30 bits in training, never infinitely many."""
+    from facelab.train import build_model
+
+    model = build_model(make_config("ladder-7", device="cpu"))
+    assert model.gaussian_conditional.likelihood_lower_bound.bound.item() == pytest.approx(1e-9)
+    y = torch.zeros(1, model.M, 2, 2)
+    y[0, 0, 0, 0] = 1e4
+    _, likelihoods = model.gaussian_conditional(y, torch.full_like(y, 0.11), training=False)
+    assert torch.isfinite(torch.log2(likelihoods)).all()

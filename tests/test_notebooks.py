@@ -266,7 +266,7 @@ def test_06_beyond_the_paper(executed) -> None:
     assert values["curve_points"] and all(0 < p["bpp"] < 8 for p in values["curve_points"])
     assert values["context_saving_one_face"] > 0
     example = values["context_example"]
-    assert example["first_cost"] == 1.0, "the first bit is coded with nothing known: p = 1/2"
+    assert example["first_cost"] == pytest.approx(1.0, abs=1e-9), "the first bit is coded with nothing known: p = 1/2"
     assert abs(example["trace_bytes"] - example["payload_bytes"]) < 8, "the costs must add up to the payload"
     assert example["payload_bytes"] < 0.8 * example["lzma_bytes"]
     assert example["cost_last_channels"] < 0.8 * example["cost_first_channels"]
@@ -286,12 +286,15 @@ def test_07_modern_codec(executed) -> None:
     for name, row in one.items():
         assert row["bpp"] == pytest.approx(8 * row["bytes"] / (112 * 96))
         assert row["estimate"] < row["bpp"] < row["estimate"] + 0.2, f"{name}: file far from the model's estimate"
-    for rate in range(4):
-        assert one[f"hp-{rate}"]["bytes"] < one[f"hp-{rate + 1}"]["bytes"], "a higher rate must write more"
-        assert one[f"hp-{rate}"]["psnr"] < one[f"hp-{rate + 1}"]["psnr"] + 0.5
+    for rung in range(1, 7):
+        assert one[f"ladder-{rung}"]["bytes"] < one[f"ladder-{rung + 1}"]["bytes"], "a higher rung must write more"
+    for rung in range(1, 5):
+        assert one[f"ladder-{rung}"]["psnr"] < one[f"ladder-{rung + 1}"]["psnr"], "rungs 1-5 each gain quality"
+    for rung in (6, 7):  # the top rungs saturate (README: 400 steps do not teach finer detail), no worse than rung 5
+        assert one[f"ladder-{rung}"]["psnr"] > one["ladder-5"]["psnr"] - 1.0
     at_rate = values["hyperprior_at_rate"]
-    chosen = next(name for name in at_rate if name.startswith("hp-"))
-    assert set(at_rate) == {chosen, "jpeg", "webp", "avif"}
+    chosen = next(name for name in at_rate if name.startswith("ladder-"))
+    assert set(at_rate) == {chosen, "jpeg", "webp", "avif", "heic", "jxl"}
     assert at_rate["webp"]["bytes"] <= at_rate[chosen]["bytes"], "WebP's smallest file is far below any rate here"
     curves = {point["curve"] for point in values["curve_points"]}
     assert {"hyperprior + face loss", "hyperprior, pixels only", "jpeg", "webp", "jpeg2000", "avif"} <= curves
@@ -299,8 +302,8 @@ def test_07_modern_codec(executed) -> None:
     assert set(bd["hyperprior + face loss"]) == {"jpeg", "webp", "jpeg2000", "avif"}
     assert set(values["face_loss_bd_rate"]) == {"PSNR", "MS-SSIM dB", "cosine"}
     equal = values["equal_bpp"]
-    reference = next(row for name, row in equal.items() if name.startswith("hp-"))
+    reference = next(row for name, row in equal.items() if name.startswith("ladder-"))
     for name, row in equal.items():
         if "@" in name:
-            # JPEG's and AVIF's smallest 112x96 files (about 0.64 and 0.34 bpp) are above hp-0's rate
-            assert row["bpp"] <= reference["bpp"] * 1.05 or name.startswith(("jpeg", "avif")), f"{name} over the rate"
+            # JPEG's, AVIF's and HEIC's smallest 112x96 files (about 0.62, 0.31 and 0.33 bpp) are above ladder-2's rate
+            assert row["bpp"] <= reference["bpp"] * 1.05 or name.startswith(("jpeg", "avif", "heic")), f"{name} over the rate"

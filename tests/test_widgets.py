@@ -192,17 +192,17 @@ def test_hyperprior_at_rate_shows_the_chosen_model_and_codecs_at_its_size(face) 
     from facelab.hyperprior import HyperpriorNet
 
     coded = {}
-    for name in ("hp-1", "hp-1-pixel"):
+    for name in ("ladder-1", "ladder-1-pixel"):
         model = HyperpriorNet((16, 24))
         model.name = name
         model.round_to_half()
         data = codec.compress(face, model.eval())
         coded[name] = (len(data), codec.decompress(data, model))
     values = widgets.hyperprior_at_rate(1, 0, face, coded, codecs=("webp", "avif")).values
-    assert list(values) == ["hp-1-pixel", "webp", "avif"]
-    size, reconstruction = coded["hp-1-pixel"]
-    assert values["hp-1-pixel"]["bpp"] == pytest.approx(8 * size / (40 * 48))
-    assert values["hp-1-pixel"]["psnr"] == pytest.approx(psnr(face, reconstruction))
+    assert list(values) == ["ladder-1-pixel", "webp", "avif"]
+    size, reconstruction = coded["ladder-1-pixel"]
+    assert values["ladder-1-pixel"]["bpp"] == pytest.approx(8 * size / (40 * 48))
+    assert values["ladder-1-pixel"]["psnr"] == pytest.approx(psnr(face, reconstruction))
     for name in ("webp", "avif"):
         assert values[name]["bytes"] <= size or values[name]["bytes"] == min_size(face, name)
     with pytest.raises(ValueError, match="no coded face"):

@@ -26,7 +26,7 @@ from facelab.data.celeba import find_celeba, identity_of, read_identities, split
 from facelab.data.files import file_key, list_images, read_rgb
 from facelab.data.registry import missing_error
 from facelab.errors import DatasetError
-from facelab.image_io import atomic_write
+from facelab.image_io import atomic_write, encode_png
 from facelab.runtime import cache_dir, data_root
 
 MARGIN = 8
@@ -131,3 +131,21 @@ class TemplateFaces(Dataset):
                 "face-recognition template", "split": self.split, "size": list(FR_SIZE),
                 "images": len(self), "identities": len(set(self.identities) - {-1}),
                 "candidates": self.candidates, "no_face": self.missed}
+
+
+def validation_folder(root: str | os.PathLike | None = None) -> Path:
+    """The CelebA validation people's faces (never trained on) as centred 112x96 PNGs in a folder per person, made
+    once under `cache_dir()/celeba/`: a second face set beside LFW for `facelab evaluate --images`.
+
+    Sharper than LFW's JPEG-sourced faces, so a codec that wins only on LFW's soft faces shows it here.
+    """
+    faces = TemplateFaces(root, split="val", progress=False)
+    folder = cache_dir() / "celeba" / f"val-{FR_SIZE[0]}x{FR_SIZE[1]}-v{CACHE_VERSION}"
+    height, width = FR_SIZE
+    for index, identity in enumerate(faces.identities):
+        path = folder / f"person-{identity}" / f"{index:04d}.png"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            crop = faces.images[index, :, MARGIN:MARGIN + height, MARGIN:MARGIN + width]
+            atomic_write(path, encode_png(crop.permute(1, 2, 0).numpy()))
+    return folder

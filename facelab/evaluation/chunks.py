@@ -1,8 +1,10 @@
-"""Fill the rows a cache store lacks, a chunk of images at a time, in this process or in worker processes.
+"""Fill the rows cache stores lack, a chunk of images at a time, in this process or in worker processes.
 
 Every per-image measurement of the evaluation (the originals' faces, a method's rows, a file size under a
 second coder) goes through `fill_missing`, so each is cached chunk by chunk, resumable, shown with a progress
-bar and, with `--workers`, measured side by side.
+bar and, with `--workers`, measured side by side. One measurement can fill several stores at once (a method's
+FaceNet rows and its judge rows, from one reconstruction): an image is measured for the stores that lack it only,
+so a cache from before a store existed keeps its other rows and gains the new ones.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from facelab.evaluation.workers import run_jobs
 CACHE_CHUNK = 256
 """Images per cached shard: at most this much work is lost when a run is interrupted."""
 
+ROWS = "rows"
+"""The part name of a store filled alone (`fill_missing`)."""
+
 
 def timed(measure: Callable[..., Any], *args: Any) -> tuple[Any, dict[str, float]]:
     """`measure(*args, context)` with a timer of its own (args end with the context): its result and seconds per
@@ -30,14 +35,34 @@ def timed(measure: Callable[..., Any], *args: Any) -> tuple[Any, dict[str, float
     return measure(*inputs, own), dict(own.timer.seconds)
 
 
+def single_part(measure: Callable[..., dict], *args: Any) -> dict[str, dict]:
+    """`measure(*args)`'s columns as the one part of a store filled alone."""
+    return {ROWS: measure(*args)}
+
+
 def fill_missing(store: ShardStore, keys: list[str], job: Callable[[list[int]], tuple], description: str,
                  context: RunContext, pool: ProcessPoolExecutor | None) -> None:
     """Measure and cache, a chunk at a time, the rows of `keys` that `store` lacks; `job(chunk)` is the
     (measure, *arguments, context) of a chunk's positions, its result the chunk's columns."""
-    missing = store.missing(keys)
-    chunks = [missing[start:start + CACHE_CHUNK] for start in range(0, len(missing), CACHE_CHUNK)]
-    with tqdm(total=len(missing), desc=description, unit="img", disable=not context.progress or not missing) as bar:
-        for position, (columns, seconds) in run_jobs(timed, [job(chunk) for chunk in chunks], pool):
+    fill_parts({ROWS: store}, keys, lambda chunk, parts: (single_part, *job(chunk)), description, context, pool)
+
+
+def fill_parts(stores: dict[str, ShardStore], keys: list[str], job: Callable[[list[int], tuple[str, ...]], tuple],
+               description: str, context: RunContext, pool: ProcessPoolExecutor | None) -> None:
+    """Measure and cache the rows of `keys` that any of `stores` (by part name) lacks, a chunk at a time, each chunk
+    holding images that lack the same parts; `job(chunk, parts)` is the (measure, *arguments, context) of a chunk's
+    positions and the parts to measure, its result the columns of each part."""
+    lacking = {part: set(store.missing(keys)) for part, store in stores.items()}
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for position in sorted(set().union(*lacking.values())):
+        groups.setdefault(tuple(part for part in stores if position in lacking[part]), []).append(position)
+    work = [(parts, positions[start:start + CACHE_CHUNK]) for parts, positions in groups.items()
+            for start in range(0, len(positions), CACHE_CHUNK)]
+    total = sum(len(chunk) for _, chunk in work)
+    with tqdm(total=total, desc=description, unit="img", disable=not context.progress or not total) as bar:
+        for position, (columns, seconds) in run_jobs(timed, [job(chunk, parts) for parts, chunk in work], pool):
             context.timer.add(seconds)
-            store.add([keys[i] for i in chunks[position]], columns)
-            bar.update(len(chunks[position]))
+            parts, chunk = work[position]
+            for part in parts:
+                stores[part].add([keys[i] for i in chunk], columns[part])
+            bar.update(len(chunk))

@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from facelab.baselines import CODECS
+from facelab.baselines import CODECS, installed
 from facelab.errors import FacelabError
 from facelab.evaluation.context import PRECISIONS
 from facelab.evaluation.experiment import CURVE_QUALITIES, MODELS, SCALES, evaluate
@@ -62,9 +62,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="replace a codec's curve qualities, e.g. jpeg=10,30,50,70,90 (repeatable; defaults: "
                              + "; ".join(f"{c}={','.join(f'{q:g}' for q in qs)}" for c, qs in CURVE_QUALITIES.items())
                              + ")")
-    beyond.add_argument("--curve-codecs", nargs="*", choices=CODECS, default=list(CODECS),
+    beyond.add_argument("--curve-codecs", nargs="*", choices=CODECS, default=list(installed(CODECS)),
                         help="codecs on the curves (default all)")
-    beyond.add_argument("--equal-bpp", nargs="*", choices=CODECS, default=list(CODECS),
+    beyond.add_argument("--equal-bpp", nargs="*", choices=CODECS, default=list(installed(CODECS)),
                         help="codecs coded at each image's bpp under the first model (default all; none to skip)")
     how = parser.add_argument_group("how")
     how.add_argument("--output", default="results/lfw", help="results folder (default results/lfw)")

@@ -106,7 +106,8 @@ class CodecMethod(Method):
 
     @property
     def cache_key(self) -> dict:
-        return {"method": "codec", "codec": self.family, "quality": self.quality}
+        return {"method": "codec", "codec": self.family, "quality": self.quality,
+                "settings": baselines.settings(self.family)}
 
     def code(self, image: np.ndarray, key: str) -> MethodOutput:
         encoded = baselines.at_quality(image, self.family, self.quality)
@@ -128,7 +129,8 @@ class EqualRateMethod(Method):
 
     @property
     def cache_key(self) -> dict:
-        return {"method": "equal-rate", "codec": self.family, "reference": self.reference_key}
+        return {"method": "equal-rate", "codec": self.family, "reference": self.reference_key,
+                "settings": baselines.settings(self.family)}
 
     def code(self, image: np.ndarray, key: str) -> MethodOutput:
         encoded = baselines.find_close(image, self.family, self.targets[key])

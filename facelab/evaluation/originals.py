@@ -1,9 +1,12 @@
-"""Per-original work done once and cached: the MTCNN face box and the FaceNet embedding of its crop.
+"""Per-original work done once and cached: the MTCNN face box, the FaceNet embedding of its crop, and the judge's
+landmarks and descriptor (`facelab.judge`).
 
 The paper's crop path: MTCNN's most probable box on the ORIGINAL crops both the original and every
 reconstruction of it. Where MTCNN finds no face in an original, FALLBACK_BOX (the median LFW box, as
 fractions of the image; an aligned LFW view brings its own, `RunContext.fallback_box`) is used instead, so
-every image has an embedding; those images are counted.
+every image has an embedding; those images are counted. The judge's 5 landmarks are found in that same box, once,
+on the original, and align every reconstruction of it. The judge's rows are cached apart from FaceNet's, so a
+cache from before the judge keeps its FaceNet rows and gains the judge's.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facelab import faces
+from facelab import faces, judge
 from facelab.data.files import read_rgb
 from facelab.evaluation.chunks import fill_missing
 from facelab.evaluation.context import RunContext
@@ -28,7 +31,8 @@ FALLBACK_BOX = (0.311, 0.259, 0.683, 0.757)
 
 @dataclass
 class Originals:
-    """Per-image data of the originals: detected face or not, the box used, its probability, embedding, size."""
+    """Per-image data of the originals: detected face or not, the box used, its probability, FaceNet embedding, size,
+    and the judge's landmarks (N, 5, 2) and descriptors (N, 128)."""
 
     detected: np.ndarray
     boxes: np.ndarray
@@ -37,6 +41,8 @@ class Originals:
     heights: np.ndarray
     widths: np.ndarray
     file_bytes: np.ndarray
+    judge_landmarks: np.ndarray
+    judge_embeddings: np.ndarray
 
     def take(self, indices: list[int] | np.ndarray) -> Originals:
         """The rows at `indices`."""
@@ -87,6 +93,21 @@ def embedder_settings(context: RunContext) -> dict:
             "fallback": fallback_fractions(context)}
 
 
+def judge_settings(context: RunContext) -> dict:
+    """What the judge's cached rows depend on: the judge's models and the boxes its landmarks are found in."""
+    return {"judge": judge.JUDGE_NAME, "min_face": faces.MIN_FACE_SIZE, "fallback": fallback_fractions(context)}
+
+
+def judge_original_chunk(images: list[EvalImage], boxes: np.ndarray, context: RunContext) -> dict[str, np.ndarray]:
+    """The judge's cached columns of one chunk of originals: its landmarks in each original's box, its descriptor."""
+    with context.timer("load"):
+        arrays = [read_rgb(image.path) for image in images]
+    with context.timer("judge originals"):
+        model = judge.load_judge()
+        landmarks = model.landmarks(arrays, boxes)
+        return {"landmarks": landmarks, "descriptor": model.descriptors(arrays, landmarks)}
+
+
 def original_chunk(images: list[EvalImage], context: RunContext) -> dict[str, np.ndarray]:
     """The cached columns of one chunk of originals: MTCNN's box (or the fallback's), its probability, the
     FaceNet embedding of its crop, the image size."""
@@ -107,12 +128,18 @@ def compute_originals(images: list[EvalImage], context: RunContext,
                       pool: ProcessPoolExecutor | None = None) -> Originals:
     """Detect and embed every original, reading cached rows and computing (and caching) only the missing ones;
     with a `pool` (workers.start_workers) its chunks are measured by worker processes side by side."""
+    judge.load_judge()  # before any work (a missing dlib fails at once) and before worker processes fork
     store = ShardStore(store_folder(context.cache, "originals", embedder_settings(context)))
     prepare_mtcnn(context)
     keys = [image.key for image in images]
     fill_missing(store, keys, lambda chunk: (original_chunk, [images[i] for i in chunk], context),
                  "originals (MTCNN + FaceNet)", context, pool)
     columns = store.gather(keys)
+    judged = ShardStore(store_folder(context.cache, "judge-originals", judge_settings(context)))
+    fill_missing(judged, keys, lambda chunk: (judge_original_chunk, [images[i] for i in chunk], columns["box"][chunk],
+                                              context), "originals (judge)", context, pool)
+    judge_columns = judged.gather(keys)
     return Originals(columns["detected"].astype(bool), columns["box"], columns["prob"], columns["embedding"],
                      columns["height"].astype(np.int64), columns["width"].astype(np.int64),
-                     np.asarray([image.file_bytes for image in images], dtype=np.int64))
+                     np.asarray([image.file_bytes for image in images], dtype=np.int64),
+                     judge_columns["landmarks"].astype(np.float32), judge_columns["descriptor"].astype(np.float32))

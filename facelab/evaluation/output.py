@@ -16,7 +16,8 @@ from facelab.rate import bpp
 
 def per_image_table(evalset: EvalSet, originals: Originals,
                     methods: list[tuple[str, MethodResult, str, list[int]]]) -> report.Table:
-    """One row per evaluated image: its file and face, then bytes, bpp, PSNR, MS-SSIM, cosine, face found per method.
+    """One row per evaluated image: its file and face, then bytes, bpp, PSNR, MS-SSIM, cosine, face found and the
+    judge's similarity per method.
 
     `methods` holds (name, result, coder, indices of the images the result covers); other cells stay empty.
     """
@@ -28,7 +29,7 @@ def per_image_table(evalset: EvalSet, originals: Originals,
     for name, result, coder, indices in methods:
         values = {"bytes": result.sizes[coder], "bpp": bpp(result.sizes[coder], heights[indices], widths[indices]),
                   "psnr": result.psnr, "ms_ssim": result.ms_ssim, "cosine": result.cosine,
-                  "face_detected": result.detected}
+                  "face_detected": result.detected, "judge_similarity": result.judge_similarity}
         for field_name, array in values.items():
             column: list = [None] * len(evalset.images)
             for position, value in zip(indices, array.tolist()):
@@ -63,7 +64,8 @@ def write_results(folder: Path, results: dict, timer: StageTimer, per_image: rep
         made = [plots.plot(folder / "rate_distortion.png", results["curves"], results["equal_bpp"][1:], None,
                            plots.PANELS_DISTORTION, "Rate-distortion", paper_point=lfw),
                 plots.plot(folder / "rate_accuracy.png", results["curves"], results["equal_bpp"][1:],
-                           results["curve_original"], plots.PANELS_ACCURACY, "Rate-accuracy")]
+                           results["curve_original"], plots.PANELS_ACCURACY,
+                           "Rate-accuracy: FaceNet (top), the judge (bottom)", columns=plots.ACCURACY_COLUMNS)]
     results["files"] = sorted([f"{name}.md" for name in tables] + [f"{name}.csv" for name in tables] +
                               [path.name for path in made if path] + ["per_image.csv", "results.md", "results.json"])
     results["timings"] = timer.report()
@@ -87,6 +89,8 @@ def _heading(results: dict) -> str:
             f"- {data['pairs']} View-2 pairs complete in the set; curves and equal-bpp on {data['curve_images']} "
             f"images ({data['curve_pairs']} pairs)\n"
             f"- MTCNN found no face in {data['originals_without_face']} originals (their crops use the fallback box)\n"
+            f"- face scores by FaceNet and by the judge, dlib's ResNet face descriptor (columns 'judge ...'; see the "
+            f"notes below)\n"
             f"- models {', '.join(settings['models'])}; {settings['threads_used']} torch threads on "
             f"{settings['device_used']} ({settings['machine']}), FaceNet in {settings['facenet_precision_used']}; "
             f"{time.strftime('%Y-%m-%d %H:%M')}\n")

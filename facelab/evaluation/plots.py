@@ -13,11 +13,17 @@ from facelab.evaluation.rows import Score
 PANELS_DISTORTION = (("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"))
 PANELS_ACCURACY = (("cosine", "avg cosine similarity"), ("nn_accuracy", "1-NN accuracy (paper's)"),
                    ("nn_accuracy_strict", "1-NN accuracy (own original excluded)"),
-                   ("pairs_accuracy", "LFW pairs accuracy (10-fold)"))
+                   ("pairs_accuracy", "LFW pairs accuracy (10-fold)"),
+                   ("judge_similarity", "judge: avg similarity (1 - distance)"),
+                   ("judge_nn_accuracy", "judge: 1-NN accuracy (paper's)"),
+                   ("judge_nn_accuracy_strict", "judge: 1-NN accuracy (own original excluded)"),
+                   ("judge_pairs_accuracy", "judge: LFW pairs accuracy (10-fold)"))
+ACCURACY_COLUMNS = 4
+"""Panels per row of the rate-accuracy plot: FaceNet's four scores above, the judge's four (`facelab.judge`) below."""
 
 
 CODEC_COLOURS = {"jpeg": "tab:green", "webp": "tab:red", "jpeg2000": "tab:purple", "avif": "tab:brown",
-                 "original": "grey"}
+                 "heic": "goldenrod", "jxl": "black", "original": "grey"}
 FACELAB_COLOURS = ("tab:blue", "tab:orange", "tab:cyan", "tab:olive", "tab:pink", "tab:gray")
 
 
@@ -52,17 +58,23 @@ def _curves(points: list[Score]) -> dict[str, list[Score]]:
 
 
 def plot(path: Path, points: list[Score], equal_rate: list[Score], original: Score | None,
-         panels: tuple[tuple[str, str], ...], title: str, paper_point: bool = False) -> Path | None:
-    """One PNG with a panel per metric: a line per curve (error bars: one standard error), equal-bpp results as
-    large markers, originals dotted."""
+         panels: tuple[tuple[str, str], ...], title: str, paper_point: bool = False,
+         columns: int | None = None) -> Path | None:
+    """One PNG with a panel per metric, `columns` to a row (default all in one): a line per curve (error bars: one
+    standard error), equal-bpp results as large markers, originals dotted."""
     panels = tuple((metric, label) for metric, label in panels
                    if any(row.value(metric) is not None for row in points + equal_rate))
     if not panels:
         return None
     palette = colours(points)
-    figure = Figure(figsize=(5 * len(panels), 4))  # not pyplot: the caller's backend (a notebook's inline one) is left alone
-    axes = figure.subplots(1, len(panels), squeeze=False)
-    for axis, (metric, label) in zip(axes[0], panels):
+    columns = min(columns or len(panels), len(panels))
+    rows = -(-len(panels) // columns)
+    # not pyplot: the caller's backend (a notebook's inline one) is left alone
+    figure = Figure(figsize=(5 * columns, 4 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis in axes[len(panels):]:
+        axis.set_visible(False)
+    for axis, (metric, label) in zip(axes, panels):
         for name, rows in _curves(points).items():
             shown = [row for row in rows if row.value(metric) is not None]
             if shown:
@@ -82,7 +94,7 @@ def plot(path: Path, points: list[Score], equal_rate: list[Score], original: Sco
         axis.set_xlabel("bits per pixel")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes[len(panels) - 1].legend(fontsize=7, loc="lower right")
     figure.suptitle(title)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,14 +32,21 @@ PROTOCOL = """## How these numbers are made
 - **Faces not detected**: reconstructions in which MTCNN finds no face; the originals row counts originals.
 - **Pairs acc.**: LFW View-2 protocol on the reconstructions of both images of each pair, cosine similarity,
   threshold chosen on 9 folds and applied to the 10th, mean over folds (only the pairs complete in the set).
+- **Judge**: the same face scores by a second recogniser that no facelab model trains against, dlib's ResNet
+  face descriptor (`facelab.judge`): its 5-point landmarks found in the original's box align the original and every
+  reconstruction of it (150x150 chips). **Judge similarity** = 1 - the Euclidean distance of the two descriptors,
+  dlib's own measure: dlib calls two faces the same person above 0.4; different LFW people sit at about 0.17, the
+  same person at about 0.55. The judge's 1-NN and pairs rank its descriptors by cosine, as FaceNet's do. A codec
+  that pleases FaceNet without keeping what identifies a face loses here.
 - **Equal bpp**: each image coded by the codec at the largest file at or under that image's facelab bpp.
 - **Facelab operating points** (curves): the image is coded at a fraction of its size and upscaled back
   (bicubic); bpp still counts the original pixels. Both entropy coders give the same reconstruction.
-- **BD-rate**: Bjøntegaard delta rate against the JPEG curve (negative = fewer bits at equal quality).
+- **BD-rate**: Bjøntegaard delta rate against the JPEG curve (negative = fewer bits at equal quality), at equal
+  PSNR, MS-SSIM, FaceNet cosine and judge similarity.
 - **± values**: one standard error, the sampling error of an average at this many images: the images' standard
-  deviation over sqrt(images) for bpp, PSNR, MS-SSIM and cosine; sqrt(p (1 - p) / probes) for 1-NN accuracy; the
-  folds' sample standard deviation over sqrt(folds) for pairs accuracy. Two rows whose difference is within about twice
-  these may not differ on all of LFW.
+  deviation over sqrt(images) for bpp, PSNR, MS-SSIM, cosine and judge similarity; sqrt(p (1 - p) / probes) for
+  1-NN accuracy; the folds' sample standard deviation over sqrt(folds) for pairs accuracy. Two rows whose
+  difference is within about twice these may not differ on all of LFW.
 """
 """The protocol notes appended to results.md (followed by the LFW view's note, VIEW_NOTES)."""
 
@@ -154,29 +161,38 @@ def paper_row_name(row: Score) -> str | None:
     return None
 
 
+JUDGE_COLUMNS = {"judge similarity": "judge_similarity", "judge 1-NN acc. (paper's)": "judge_nn_accuracy",
+                 "judge 1-NN acc. (own original excluded)": "judge_nn_accuracy_strict",
+                 "judge pairs acc. (10-fold)": "judge_pairs_accuracy"}
+"""The judge's columns of every table of rows (header -> Score field), after FaceNet's."""
+
+
 def table2(rows: list[Score], lfw: bool) -> Table:
-    """Table 2: dataset size, bpp, cosine, both 1-NN accuracies, misses, pairs accuracy, and the paper's row."""
+    """Table 2: dataset size, bpp, cosine, both 1-NN accuracies, misses, pairs accuracy, the judge's scores, and the
+    paper's row."""
     header = ["method", "images", "MB"] + ([f"MB for {LFW_IMAGES:,}"] if lfw else []) + [
         "bpp", "avg cosine", "1-NN acc. (paper's)", "1-NN acc. (own original excluded)", "faces not detected",
-        "pairs acc. (10-fold)", "paper MB", "paper cosine", "paper acc.", "paper not detected"]
+        "pairs acc. (10-fold)", *JUDGE_COLUMNS, "paper MB", "paper cosine", "paper acc.", "paper not detected"]
     out = []
     for row in rows:
         paper = PAPER_TABLE2.get(paper_row_name(row) or "", {})
         scaled = [row.bytes / row.images * LFW_IMAGES / 1e6] if lfw else []
         out.append([row.method, row.images, row.mb, *scaled, estimate(row, "bpp"), estimate(row, "cosine"),
                     estimate(row, "nn_accuracy"), estimate(row, "nn_accuracy_strict"), row.not_detected,
-                    estimate(row, "pairs_accuracy"),
+                    estimate(row, "pairs_accuracy"), *[estimate(row, metric) for metric in JUDGE_COLUMNS.values()],
                     paper.get("mb"), paper.get("cosine"), paper.get("accuracy"), paper.get("not_detected")])
     return header, out
 
 
 def points_table(rows: list[Score]) -> Table:
-    """Rate-distortion and rate-accuracy points (also the equal-bpp table): averages per method, ± sampling error."""
+    """Rate-distortion and rate-accuracy points (also the equal-bpp table): averages per method, ± sampling error,
+    FaceNet's face scores, then the judge's."""
     header = ["method", "images", "bpp", "PSNR (dB)", "MS-SSIM", "avg cosine", "1-NN acc. (paper's)",
-              "1-NN acc. (own original excluded)", "faces not detected", "pairs acc. (10-fold)"]
+              "1-NN acc. (own original excluded)", "faces not detected", "pairs acc. (10-fold)", *JUDGE_COLUMNS]
     metrics = ("bpp", "psnr", "ms_ssim", "cosine", "nn_accuracy", "nn_accuracy_strict")
     return header, [[row.method, row.images, *[estimate(row, metric) for metric in metrics], row.not_detected,
-                     estimate(row, "pairs_accuracy")] for row in rows]
+                     estimate(row, "pairs_accuracy"), *[estimate(row, metric) for metric in JUDGE_COLUMNS.values()]]
+                    for row in rows]
 
 
 def bd_table(entries: list[dict]) -> Table:

@@ -52,7 +52,9 @@ class Score:
 
     `model` is the facelab model's label (None for a classic codec or the originals), `curve` and `scale`
     are set on curve points. Accuracies carry their sampling errors: the 1-NN ones binomial over the
-    probes scored, the pairs one the folds' sample standard deviation over sqrt(folds).
+    probes scored, the pairs one the folds' sample standard deviation over sqrt(folds). The `judge_` fields are the
+    same face scores by the judge (`facelab.judge`), its similarity being 1 - the distance of its descriptors; None
+    where a row was scored without it.
     """
 
     method: str
@@ -77,6 +79,14 @@ class Score:
     pairs_std: float | None
     pairs_se: float | None
     pairs: int
+    judge_similarity: float | None = None
+    judge_similarity_se: float | None = None
+    judge_nn_accuracy: float | None = None
+    judge_nn_accuracy_strict: float | None = None
+    judge_nn_strict_scored: int = 0
+    judge_pairs_accuracy: float | None = None
+    judge_pairs_std: float | None = None
+    judge_pairs_se: float | None = None
     model: str | None = None
     curve: str | None = None
     scale: float | None = None
@@ -91,8 +101,18 @@ class Score:
         """Sampling error of the 1-NN accuracy with the own original left out."""
         return binomial_se(self.nn_accuracy_strict, self.nn_strict_scored)
 
+    @property
+    def judge_nn_se(self) -> float | None:
+        """Sampling error of the judge's 1-NN accuracy (every image is a probe)."""
+        return binomial_se(self.judge_nn_accuracy, self.images)
+
+    @property
+    def judge_nn_strict_se(self) -> float | None:
+        """Sampling error of the judge's 1-NN accuracy with the own original left out."""
+        return binomial_se(self.judge_nn_accuracy_strict, self.judge_nn_strict_scored)
+
     def value(self, metric: str) -> float | None:
-        """The row's average of `metric`: a summary's mean, or the number itself ('cosine', 'pairs_accuracy')."""
+        """The row's average of `metric`: a summary's mean, or the number itself ('cosine', 'judge_similarity', ...)."""
         value = getattr(self, metric)
         return value.mean if isinstance(value, Summary) else value
 
@@ -102,7 +122,9 @@ class Score:
         if isinstance(value, Summary):
             return value.se
         return {"cosine": self.cosine_se, "nn_accuracy": self.nn_se, "nn_accuracy_strict": self.nn_strict_se,
-                "pairs_accuracy": self.pairs_se}.get(metric)
+                "pairs_accuracy": self.pairs_se, "judge_similarity": self.judge_similarity_se,
+                "judge_nn_accuracy": self.judge_nn_se, "judge_nn_accuracy_strict": self.judge_nn_strict_se,
+                "judge_pairs_accuracy": self.judge_pairs_se}.get(metric)
 
     def on_curve(self, curve: str, scale: float | None = None, method: str | None = None) -> Score:
         """This row as a point of `curve` (at `scale`, renamed to `method` if given)."""
@@ -110,4 +132,5 @@ class Score:
 
     def to_dict(self) -> dict[str, Any]:
         """The row as results.json holds it, with the sampling errors of the accuracies added."""
-        return {**asdict(self), "nn_se": self.nn_se, "nn_strict_se": self.nn_strict_se}
+        return {**asdict(self), "nn_se": self.nn_se, "nn_strict_se": self.nn_strict_se,
+                "judge_nn_se": self.judge_nn_se, "judge_nn_strict_se": self.judge_nn_strict_se}

@@ -1,8 +1,10 @@
-"""Run one method over a set of images: real file sizes, PSNR, MS-SSIM, FaceNet embedding and MTCNN detection.
+"""Run one method over a set of images: real file sizes, PSNR, MS-SSIM, FaceNet embedding, MTCNN detection and the
+judge's descriptor.
 
-The reconstruction is embedded through the ORIGINAL's face box (the paper's crop path), and MTCNN is run
-on it afresh only to count the faces it no longer finds. Rows are cached per method and image, so adding a
-method, or raising --limit, redoes nothing already done.
+The reconstruction is embedded through the ORIGINAL's face box (the paper's crop path) and described by the judge
+aligned by the ORIGINAL's landmarks; MTCNN is run on it afresh only to count the faces it no longer finds. Rows are
+cached per method and image, so adding a method, or raising --limit, redoes nothing already done; the judge's rows
+are cached apart, so a cache from before the judge is filled with them and keeps the rest.
 """
 
 from __future__ import annotations
@@ -12,20 +14,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facelab import faces
+from facelab import faces, judge
 from facelab.data.files import read_rgb
-from facelab.evaluation.chunks import fill_missing
+from facelab.evaluation.chunks import fill_missing, fill_parts
 from facelab.evaluation.context import RunContext
-from facelab.evaluation.methods import FacelabMethod, Method
-from facelab.evaluation.originals import Originals, embed_crops, embedder_settings, prepare_mtcnn
+from facelab.evaluation.methods import FacelabMethod, Method, MethodOutput
+from facelab.evaluation.originals import Originals, embed_crops, embedder_settings, judge_settings, prepare_mtcnn
 from facelab.evaluation.selection import EvalImage
 from facelab.evaluation.store import ShardStore, store_folder
 from facelab.metrics import cosine_similarity, ms_ssim_many, psnr
 
+FACENET = "facenet"
+JUDGE = "judge"
+"""The two cached parts of a method's rows: everything FaceNet's scores need, and the judge's descriptors."""
+
 
 @dataclass
 class MethodResult:
-    """Per-image results of one method: bytes per coder, quality used, PSNR, MS-SSIM, embeddings, cosine, detection."""
+    """Per-image results of one method: bytes per coder, quality used, PSNR, MS-SSIM, embeddings, cosine, detection,
+    and the judge's descriptors and similarity to the original's (`judge.similarity`)."""
 
     name: str
     family: str
@@ -36,31 +43,50 @@ class MethodResult:
     embeddings: np.ndarray
     cosine: np.ndarray
     detected: np.ndarray
+    judge_embeddings: np.ndarray
+    judge_similarity: np.ndarray
 
     def take(self, indices: list[int] | np.ndarray) -> MethodResult:
         """The rows at `indices` (a subset of the images)."""
         index = np.asarray(indices, dtype=np.int64)
         return MethodResult(self.name, self.family, {coder: size[index] for coder, size in self.sizes.items()},
                             self.quality[index], self.psnr[index], self.ms_ssim[index], self.embeddings[index],
-                            self.cosine[index], self.detected[index])
+                            self.cosine[index], self.detected[index], self.judge_embeddings[index],
+                            self.judge_similarity[index])
 
 
 def original_result(originals: Originals) -> MethodResult:
-    """The originals as a 'method': their file sizes, PSNR inf, MS-SSIM 1, cosine 1, MTCNN's own detections."""
+    """The originals as a 'method': their file sizes, PSNR inf, MS-SSIM 1, cosine 1, MTCNN's own detections, judge 1."""
     count = len(originals.detected)
     return MethodResult("original", "original", {"file": originals.file_bytes}, np.full(count, np.nan),
                         np.full(count, np.inf), np.ones(count), originals.embeddings,
-                        cosine_similarity(originals.embeddings, originals.embeddings), originals.detected)
+                        cosine_similarity(originals.embeddings, originals.embeddings), originals.detected,
+                        originals.judge_embeddings,
+                        judge.similarity(originals.judge_embeddings, originals.judge_embeddings))
 
 
-def measure_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray,
-                   context: RunContext) -> dict[str, np.ndarray]:
-    """The cached columns for one chunk of images."""
-    device, timer, batch_size = context.device, context.timer, context.batch_size
-    with timer("load"):
+def measure_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray, landmarks: np.ndarray,
+                  parts: tuple[str, ...], context: RunContext) -> dict[str, dict[str, np.ndarray]]:
+    """The cached columns of one chunk of images, for each of `parts`: FACENET (sizes, quality, PSNR, MS-SSIM,
+    FaceNet embedding, MTCNN detection) and JUDGE (the judge's descriptor, aligned by the originals' `landmarks`)."""
+    with context.timer("load"):
         arrays = [read_rgb(image.path) for image in images]
-    with timer(f"codec {method.family}"):
+    with context.timer(f"codec {method.family}"):
         coded = [method.code(array, image.key) for array, image in zip(arrays, images)]
+    reconstructions = [item.reconstruction for item in coded]
+    columns = {}
+    if FACENET in parts:
+        columns[FACENET] = facenet_columns(method, coded, arrays, boxes, context)
+    if JUDGE in parts:
+        with context.timer("judge reconstructions"):
+            columns[JUDGE] = {"descriptor": judge.load_judge().descriptors(reconstructions, landmarks)}
+    return columns
+
+
+def facenet_columns(method: Method, coded: list[MethodOutput], arrays: list[np.ndarray], boxes: np.ndarray,
+                    context: RunContext) -> dict[str, np.ndarray]:
+    """The FaceNet part's columns of a coded chunk: bytes per coder, quality, PSNR, MS-SSIM, embedding, detection."""
+    device, timer, batch_size = context.device, context.timer, context.batch_size
     reconstructions = [item.reconstruction for item in coded]
     with timer("psnr + ms-ssim"):
         psnrs = np.asarray([psnr(a, r) for a, r in zip(arrays, reconstructions)])
@@ -79,19 +105,24 @@ def evaluate_method(method: Method, images: list[EvalImage], originals: Original
                     pool: ProcessPoolExecutor | None = None) -> MethodResult:
     """Per-image results of `method` on `images` (whose originals' data is `originals`), cached and resumable;
     with a `pool` (workers.start_workers) its chunks are measured by worker processes side by side."""
-    store = ShardStore(store_folder(context.cache, "methods", {**method.cache_key, **embedder_settings(context)}))
+    stores = {FACENET: ShardStore(store_folder(context.cache, "methods",
+                                               {**method.cache_key, **embedder_settings(context)})),
+              JUDGE: ShardStore(store_folder(context.cache, "judge", {**method.cache_key, **judge_settings(context)}))}
     prepare_mtcnn(context)
     keys = [image.key for image in images]
-    def job(chunk: list[int]) -> tuple:
-        return measure_chunk, method, [images[i] for i in chunk], originals.boxes[chunk], context
+    def job(chunk: list[int], parts: tuple[str, ...]) -> tuple:
+        return (measure_chunk, method, [images[i] for i in chunk], originals.boxes[chunk],
+                originals.judge_landmarks[chunk], parts, context)
 
-    fill_missing(store, keys, job, method.name, context, pool)
-    columns = store.gather(keys)
+    fill_parts(stores, keys, job, method.name, context, pool)
+    columns = stores[FACENET].gather(keys)
     embeddings = columns["embedding"].astype(np.float32)
+    descriptors = stores[JUDGE].gather(keys)["descriptor"].astype(np.float32)
     return MethodResult(method.name, method.family,
                         {coder: columns[f"bytes_{coder}"].astype(np.int64) for coder in method.coders},
                         columns["quality"], columns["psnr"], columns["ms_ssim"], embeddings,
-                        cosine_similarity(originals.embeddings, embeddings), columns["detected"].astype(bool))
+                        cosine_similarity(originals.embeddings, embeddings), columns["detected"].astype(bool),
+                        descriptors, judge.similarity(originals.judge_embeddings, descriptors))
 
 
 def size_chunk(method: FacelabMethod, coder: str, images: list[EvalImage],

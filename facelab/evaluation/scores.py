@@ -8,6 +8,11 @@ implies). `nn_accuracy_strict` leaves the probe's own original out (`exclude_sam
 OTHER original must share its identity, and probes whose identity has one image in the set are not scored.
 The LFW View-2 protocol (`pairs_accuracy`) compares the reconstructions of both images of each pair,
 thresholds chosen on 9 folds and applied to the 10th.
+
+Every face score is given twice: by FaceNet, which the face loss trains against, and by the judge
+(`facelab.judge`, dlib's ResNet descriptor, never trained against): the same protocols on the judge's descriptors
+(ranked by cosine, as FaceNet's), and its similarity to the original's descriptor (1 - distance, `judge.similarity`)
+in place of FaceNet's cosine.
 """
 
 from __future__ import annotations
@@ -25,39 +30,56 @@ from facelab.evaluation.selection import EvalSet
 from facelab.rate import bpp
 from facelab.verification import nearest_neighbours, pairs_accuracy
 
-BD_METRICS = {"PSNR": "psnr", "MS-SSIM dB": "ms_ssim_db", "cosine": "cosine"}
-"""Quality measures BD-rate is computed over (MS-SSIM in dB: -10 log10(1 - MS-SSIM))."""
+BD_METRICS = {"PSNR": "psnr", "MS-SSIM dB": "ms_ssim_db", "cosine": "cosine", "judge similarity": "judge_similarity"}
+"""Quality measures BD-rate is computed over (MS-SSIM in dB: -10 log10(1 - MS-SSIM)); 'cosine' is FaceNet's, 'judge
+similarity' the judge's (`judge.similarity`)."""
+
+JUDGE_PREFIX = "judge_"
+"""Prefix of the judge's fields of a row (`rows.Score`): judge_nn_accuracy beside FaceNet's nn_accuracy."""
 
 
-def identification(result: MethodResult, originals: Originals, evalset: EvalSet) -> dict[str, float | int | None]:
-    """The paper's 1-NN accuracy and its strict variant (see the module docstring); None without identities."""
+def identification(gallery: np.ndarray, probes: np.ndarray, evalset: EvalSet,
+                   prefix: str = "") -> dict[str, float | int | None]:
+    """The paper's 1-NN accuracy and its strict variant (see the module docstring) of `probes` (one recogniser's
+    embeddings of the reconstructions) against `gallery` (its embeddings of the originals); None without identities.
+    The keys start with `prefix`."""
     identities = evalset.identities
-    if identities is None:
-        return {"nn_accuracy": None, "nn_accuracy_strict": None, "nn_strict_scored": 0}
-    loose, strict = nearest_neighbours(originals.embeddings, identities, result.embeddings, identities)
-    if strict is None:  # every identity has a single image: the strict variant scores nothing
-        return {"nn_accuracy": loose.accuracy, "nn_accuracy_strict": None, "nn_strict_scored": 0}
-    return {"nn_accuracy": loose.accuracy, "nn_accuracy_strict": strict.accuracy, "nn_strict_scored": strict.evaluated}
+    scores: dict[str, float | int | None] = {"nn_accuracy": None, "nn_accuracy_strict": None, "nn_strict_scored": 0}
+    if identities is not None:
+        loose, strict = nearest_neighbours(gallery, identities, probes, identities)
+        scores["nn_accuracy"] = loose.accuracy
+        if strict is not None:  # None: every identity has a single image, so the strict variant scores nothing
+            scores.update(nn_accuracy_strict=strict.accuracy, nn_strict_scored=strict.evaluated)
+    return {prefix + key: value for key, value in scores.items()}
 
 
-def pairs_score(result: MethodResult, evalset: EvalSet) -> dict[str, float | int | None]:
-    """LFW View-2 accuracy (mean, std and standard error over folds) on the set's complete pairs; None when there are
-    too few."""
+def pairs_score(embeddings: np.ndarray, evalset: EvalSet, prefix: str = "") -> dict[str, float | int | None]:
+    """LFW View-2 accuracy (mean, std and standard error over folds) on the set's complete pairs, from one recogniser's
+    `embeddings` of the reconstructions; None when there are too few. The keys start with `prefix`, but for 'pairs',
+    their count."""
     pairs = evalset.pairs
     folds = np.asarray([pair.fold for pair in pairs])
     same = np.asarray([pair.same for pair in pairs])
-    usable = len(pairs) >= 2 and len(np.unique(folds)) >= 2
-    if not usable:
-        return {"pairs_accuracy": None, "pairs_std": None, "pairs_se": None, "pairs": len(pairs)}
-    first = result.embeddings[[pair.first for pair in pairs]]
-    second = result.embeddings[[pair.second for pair in pairs]]
-    scored = pairs_accuracy(first, second, same, folds)
-    return {"pairs_accuracy": scored.mean, "pairs_std": scored.std, "pairs_se": scored.standard_error,
-            "pairs": len(pairs)}
+    scores: dict[str, float | None] = {"pairs_accuracy": None, "pairs_std": None, "pairs_se": None}
+    if len(pairs) >= 2 and len(np.unique(folds)) >= 2:
+        first = embeddings[[pair.first for pair in pairs]]
+        second = embeddings[[pair.second for pair in pairs]]
+        scored = pairs_accuracy(first, second, same, folds)
+        scores = {"pairs_accuracy": scored.mean, "pairs_std": scored.std, "pairs_se": scored.standard_error}
+    return {**{prefix + key: value for key, value in scores.items()}, **({} if prefix else {"pairs": len(pairs)})}
+
+
+def judge_scores(result: MethodResult, originals: Originals, evalset: EvalSet) -> dict[str, float | int | None]:
+    """The judge's numbers of a row: its mean similarity to the originals (± standard error), 1-NN and pairs."""
+    similarity = np.asarray(result.judge_similarity, dtype=np.float64)
+    return {"judge_similarity": float(similarity.mean()), "judge_similarity_se": Summary.of(similarity).se,
+            **identification(originals.judge_embeddings, result.judge_embeddings, evalset, JUDGE_PREFIX),
+            **pairs_score(result.judge_embeddings, evalset, JUDGE_PREFIX)}
 
 
 def score(result: MethodResult, coder: str, originals: Originals, evalset: EvalSet, model: str | None = None) -> Score:
-    """Every number of one (method, coder) row: sizes, bpp, ratios, PSNR, MS-SSIM, cosine, 1-NN, pairs, misses.
+    """Every number of one (method, coder) row: sizes, bpp, ratios, PSNR, MS-SSIM, cosine, 1-NN, pairs, misses, and
+    the judge's similarity, 1-NN and pairs.
 
     `model` is the facelab model's label when the method is one of its operating points."""
     sizes = result.sizes[coder]
@@ -73,7 +95,8 @@ def score(result: MethodResult, coder: str, originals: Originals, evalset: EvalS
         ms_ssim=Summary.of(result.ms_ssim),
         quality=Summary.of(result.quality) if np.isfinite(result.quality).all() else None,
         cosine=float(cosine.mean()), cosine_se=Summary.of(cosine).se, not_detected=int((~result.detected).sum()),
-        **identification(result, originals, evalset), **pairs_score(result, evalset), model=model,
+        **identification(originals.embeddings, result.embeddings, evalset), **pairs_score(result.embeddings, evalset),
+        **judge_scores(result, originals, evalset), model=model,
     )
 
 
