@@ -188,9 +188,10 @@ def test_rerun_reuses_the_cache(run, data_root, tmp_path):
 
 def assert_same_score(mine: Score, theirs: Score) -> None:
     """Two rows measured in different processes or chunkings: every name, count and size equal, every average
-    equal to float rounding. Batched MS-SSIM and FaceNet round differently per chunk and process, so an exact
-    comparison of floats fails on some machines (the standard error of the originals' cosines, all ~1.0, came
-    out 3.4e-17 in one run and 2.8e-17 in the other)."""
+    equal to what batching can change. MS-SSIM and FaceNet (bf16) round differently per chunk and process, so an
+    exact comparison of floats fails on some machines (the standard error of the originals' cosines, all ~1.0, came
+    out 3.4e-17 in one run and 2.8e-17 in the other; the untrained model's mean cosine -0.026519 against -0.026484).
+    1e-4 is far below what one changed face moves (a pair of 600 is 1.7e-3 of an accuracy)."""
     ours, other = mine.to_dict(), theirs.to_dict()
     assert ours.keys() == other.keys()
     for key, value in ours.items():
@@ -198,10 +199,10 @@ def assert_same_score(mine: Score, theirs: Score) -> None:
             assert value.keys() == other[key].keys(), (mine.method, key)
             for part, number in value.items():
                 expected = other[key][part]  # None (an infinite PSNR's average) matches only None
-                assert number == (expected if expected is None else pytest.approx(expected, rel=1e-6, abs=1e-9)), \
+                assert number == (expected if expected is None else pytest.approx(expected, rel=1e-6, abs=1e-4)), \
                     (mine.method, key, part)
         elif isinstance(value, float):
-            assert value == pytest.approx(other[key], rel=1e-6, abs=1e-9), (mine.method, key)
+            assert value == pytest.approx(other[key], rel=1e-6, abs=1e-4), (mine.method, key)
         else:
             assert value == other[key], (mine.method, key)
 
@@ -210,7 +211,7 @@ def test_same_score_comparison_catches_a_changed_average(run):
     row = run[0]["table2"][0]
     assert_same_score(row, replace(row, cosine_se=(row.cosine_se or 0.0) + 1e-17))
     with pytest.raises(AssertionError):
-        assert_same_score(row, replace(row, cosine=row.cosine + 1e-4))
+        assert_same_score(row, replace(row, cosine=row.cosine + 2e-3))
     with pytest.raises(AssertionError):
         assert_same_score(row, replace(row, bytes=row.bytes + 1))
 
