@@ -3,7 +3,7 @@
 A range coder decodes only with the very probabilities it encoded with. A scale hyperprior chooses them from
 its side information through a float network (h_s) and a table look-up; another CPU backend, thread count or a
 GPU rounds one scale across a table boundary now and then, the decoder picks another CDF and the rest of the
-image decodes to garbage (1.2% of files across backends before this module). The fix, after Ballé, Johnston and
+image decodes to garbage (measured with float indexes: 18 of 1,560 files, and 4 of 1,001 in tests/test_exact.py). The fix, after Ballé, Johnston and
 Minnen, "Integer Networks for Data Compression with Latent-Variable Models" (ICLR 2019), is to compute that path
 in integers, applied here after training:
 
