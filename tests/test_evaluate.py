@@ -183,7 +183,7 @@ def test_every_average_carries_its_sampling_error(run):
 def test_rerun_reuses_the_cache(run, data_root, tmp_path):
     results, _, cache = run
     again = evaluate(output=tmp_path, root=data_root, limit=LIMIT, models=("untrained",), jpeg_qualities=(70, 90),
-                     curves=False, equal_rate=(), threads=1, progress=False, cache=cache)
+                     curves=False, equal_rate=(), threads=1, progress=False, cache=cache, precision="fp32")
     assert again["table2"] == results["table2"]
     assert not {"mtcnn originals", "facenet reconstructions", "codec facelab"} & set(again["timings"])
 
@@ -272,7 +272,8 @@ def test_a_cache_from_before_the_judge_is_filled_not_misread(run, data_root, tmp
     for kind in ("judge", "judge-originals"):  # what a facelab without the judge did not write
         shutil.rmtree(old / kind)
     again = evaluate(output=tmp_path / "out", root=data_root, limit=LIMIT, models=("untrained",),
-                     jpeg_qualities=(70, 90), curves=False, equal_rate=(), threads=1, progress=False, cache=old)
+                     jpeg_qualities=(70, 90), curves=False, equal_rate=(), threads=1, progress=False, cache=old,
+                     precision="fp32")
     for mine, theirs in zip(again["table2"], results["table2"], strict=True):
         assert_same_score(mine, theirs)
     assert {"judge originals", "judge reconstructions", "codec facelab"} <= set(again["timings"])

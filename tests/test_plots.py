@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -50,3 +52,13 @@ def test_plot_writes_a_png_with_a_panel_per_metric(points, tmp_path):
     assert plots.plot(tmp_path / "none.png", points, [], None, (("quality", "quality"),), "t") is None, \
         "a metric no point has draws no panel"
     assert not (tmp_path / "none.png").exists()
+
+
+def test_a_metric_without_data_keeps_its_place_so_each_row_keeps_its_recogniser(points, tmp_path):
+    """On a set without pairs the judge's panels stay on the second row, under FaceNet's, not shifted into the first."""
+    without_pairs = [replace(row, pairs_accuracy=None, pairs_se=None, judge_similarity=0.7) for row in points]
+    path = plots.plot(tmp_path / "ra.png", without_pairs, [], None, plots.PANELS_ACCURACY, "t",
+                      columns=plots.ACCURACY_COLUMNS)
+    with Image.open(path) as image:
+        width, height = image.size
+    assert width == pytest.approx(4 * 5 * 110, abs=2) and height == pytest.approx(2 * 4 * 110, abs=2)

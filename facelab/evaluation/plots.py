@@ -61,10 +61,10 @@ def plot(path: Path, points: list[Score], equal_rate: list[Score], original: Sco
          panels: tuple[tuple[str, str], ...], title: str, paper_point: bool = False,
          columns: int | None = None) -> Path | None:
     """One PNG with a panel per metric, `columns` to a row (default all in one): a line per curve (error bars: one
-    standard error), equal-bpp results as large markers, originals dotted."""
-    panels = tuple((metric, label) for metric, label in panels
-                   if any(row.value(metric) is not None for row in points + equal_rate))
-    if not panels:
+    standard error), equal-bpp results as large markers, originals dotted. A metric no row has (pairs on a set
+    without pairs) leaves its place empty, so each row keeps its recogniser."""
+    filled = [any(row.value(metric) is not None for row in points + equal_rate) for metric, _ in panels]
+    if not any(filled):
         return None
     palette = colours(points)
     columns = min(columns or len(panels), len(panels))
@@ -72,8 +72,10 @@ def plot(path: Path, points: list[Score], equal_rate: list[Score], original: Sco
     # not pyplot: the caller's backend (a notebook's inline one) is left alone
     figure = Figure(figsize=(5 * columns, 4 * rows))
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for axis in axes[len(panels):]:
-        axis.set_visible(False)
+    for axis, has_data in zip(axes, [*filled, *[False] * (len(axes) - len(panels))]):
+        axis.set_visible(has_data)
+    axes, panels = [axis for axis, has_data in zip(axes, filled) if has_data], [
+        panel for panel, has_data in zip(panels, filled) if has_data]
     for axis, (metric, label) in zip(axes, panels):
         for name, rows in _curves(points).items():
             shown = [row for row in rows if row.value(metric) is not None]
