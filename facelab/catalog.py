@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facelab.recipes import HP_LAMBDAS, LADDER_LAMBDAS, ladder_name
+from facelab.recipes import HP_LAMBDAS, LADDER_FACE_WEIGHT, LADDER_LAMBDAS, ladder_name
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
 SHIPPED = {
@@ -27,7 +27,7 @@ SHIPPED = {
     **{f"hp-{q}-pixel": f"scale hyperprior, rate {q} (lmbda {lmbda:g}), without the face loss (b = 0)"
        for q, lmbda in HP_LAMBDAS.items()},
     **{ladder_name(rung, face): f"rate ladder, rung {rung} (lmbda {lmbda:g}), scale hyperprior "
-       + ("with the face loss, a = 100, b = 1" if face else "without the face loss (b = 0)")
+       + (f"with the face loss, a = 100, b = {LADDER_FACE_WEIGHT[rung]:.2g}" if face else "without the face loss (b = 0)")
        for rung, lmbda in LADDER_LAMBDAS.items() for face in (True, False)},
 }
 DEFAULT_MODEL = "face-a100"

@@ -185,7 +185,7 @@ def test_a_failed_or_differing_decode_fails_the_run() -> None:
 
 def test_ladder_runs_start_from_a_rung_trained_before_them() -> None:
     runs = gpu_run.ladder_runs(None)
-    assert len(runs) == 14 and runs[:2] == [("ladder-4", None), ("ladder-4-pixel", None)]
+    assert len(runs) == 16 and runs[:2] == [("ladder-4", None), ("ladder-4-pixel", None)]
     names = [name for name, _ in runs]
     assert all(parent is None or names.index(parent) < names.index(name) for name, parent in runs)
     assert all(parent is None or parent.endswith("-pixel") == name.endswith("-pixel") for name, parent in runs)
@@ -198,9 +198,9 @@ def test_fewer_staging_calls_leave_the_run_more_minutes() -> None:
 
 
 def test_ladder_scale_is_the_largest_that_fits() -> None:
-    runs = gpu_run.ladder_runs(None)  # 14 runs of 600 steps
-    assert gpu_run.choose_scale(1200, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(1.0)  # 910 s
-    assert gpu_run.choose_scale(2100, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(2.0)  # 1750 s
+    runs = gpu_run.ladder_runs(None)  # 16 runs: 10 of 400 steps, 6 of 800
+    assert gpu_run.choose_scale(1200, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(1.0)  # 960 s
+    assert gpu_run.choose_scale(2400, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(2.0)  # 1840 s
     assert gpu_run.choose_scale(60, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(0.25)  # the smallest
 
 

@@ -228,9 +228,18 @@ def test_ladder_rungs_start_from_their_neighbour_with_a_gain() -> None:
     assert sorted(LADDER_LAMBDAS.values()) == list(LADDER_LAMBDAS.values())
     for rung, name in enumerate(LADDER, start=1):
         config, pixel = make_config(name), make_config(LADDER_PIXEL[rung - 1])
-        assert (config.b, pixel.b, config.lmbda, config.latent_gain) == (1.0, 0.0, LADDER_LAMBDAS[rung],
-                                                                        LADDER_GAIN[rung])
+        assert (pixel.b, config.lmbda, config.latent_gain) == (0.0, LADDER_LAMBDAS[rung], LADDER_GAIN[rung])
+        assert (config.epochs, config.steps_per_epoch) == (pixel.epochs, pixel.steps_per_epoch)
         assert config.init in ("hp-long", *LADDER) and pixel.init in ("hp-long", *LADDER_PIXEL)
+
+
+def test_the_face_weight_falls_above_rung_5_as_one_over_sqrt_lmbda() -> None:
+    from facelab.recipes import LADDER, LADDER_LAMBDAS
+
+    weights = [make_config(name).b for name in LADDER]
+    assert weights[:5] == [1.0] * 5
+    assert weights[5:] == pytest.approx([(10.0 / LADDER_LAMBDAS[rung]) ** 0.5 for rung in (6, 7, 8)])
+    assert all(later < earlier for earlier, later in zip(weights[4:], weights[5:]))
 
 
 def test_training_starts_with_a_likelihood_floor(tmp_path: Path) -> None:

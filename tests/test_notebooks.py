@@ -281,17 +281,14 @@ def test_06_beyond_the_paper(executed) -> None:
 @pytest.mark.notebooks
 def test_07_modern_codec(executed) -> None:
     values = executed("07")
-    assert 0 < values["shipped_mb"] < 40
+    assert 0 < values["shipped_mb"] < 16 * 3, "16 models of about 2.6 MB (half precision)"
     one = values["one_face"]
     for name, row in one.items():
         assert row["bpp"] == pytest.approx(8 * row["bytes"] / (112 * 96))
         assert row["estimate"] < row["bpp"] < row["estimate"] + 0.2, f"{name}: file far from the model's estimate"
-    for rung in range(1, 7):
+    for rung in range(1, 8):  # on this face: 0.095 ... 1.253 bpp, 24.7 ... 37.2 dB
         assert one[f"ladder-{rung}"]["bytes"] < one[f"ladder-{rung + 1}"]["bytes"], "a higher rung must write more"
-    for rung in range(1, 5):
-        assert one[f"ladder-{rung}"]["psnr"] < one[f"ladder-{rung + 1}"]["psnr"], "rungs 1-5 each gain quality"
-    for rung in (6, 7):  # the top rungs saturate (README: 400 steps do not teach finer detail), no worse than rung 5
-        assert one[f"ladder-{rung}"]["psnr"] > one["ladder-5"]["psnr"] - 1.0
+        assert one[f"ladder-{rung}"]["psnr"] < one[f"ladder-{rung + 1}"]["psnr"], "a higher rung must look better"
     at_rate = values["hyperprior_at_rate"]
     chosen = next(name for name in at_rate if name.startswith("ladder-"))
     assert set(at_rate) == {chosen, "jpeg", "webp", "avif", "heic", "jxl"}
