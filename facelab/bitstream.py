@@ -4,7 +4,8 @@ Header (big-endian), 25 bytes plus the model identifier:
     magic   4s  b"FLAB"
     version B   FORMAT_VERSION; a file from a newer facelab is refused with a clear message
     coder   B   the coder's id in CODERS: 0 = the paper's LZMA (.xz), 1 = facelab's context-adaptive arithmetic
-                coder (.flc), 2 = a scale hyperprior's own range coder (.flh)
+                coder (.flc), 2 = a scale hyperprior's own range coder (.flh), 3 = the paper's architecture with
+                a learned rate, range-coded under its own exact bit model (.flr)
     height  I   image height in pixels          width  I   image width in pixels
     code_channels H  channels of the code (128)     code_h H   ceil(H / block) code_w H  ceil(W / block)
     id_len  B   then id_len bytes of the model identifier '<name>:<weights hash>' (UTF-8)
@@ -45,14 +46,20 @@ class Coder:
     family: str
     block: int
     help: str
+    module: str
 
 
 CODERS = {coder.name: coder for coder in (
-    Coder("xz", 0, ".xz", "binary", 8, "the paper's LZMA over the packed bits"),
-    Coder("context", 1, ".flc", "binary", 8, "facelab's context-adaptive arithmetic coder over the bits"),
-    Coder("hyperprior", 2, ".flh", "hyperprior", 16, "a scale hyperprior's range coder (lesson 07's models)"),
+    Coder("xz", 0, ".xz", "binary", 8, "the paper's LZMA over the packed bits", "facelab.coders.xz"),
+    Coder("context", 1, ".flc", "binary", 8, "facelab's context-adaptive arithmetic coder over the bits",
+          "facelab.coders.context"),
+    Coder("hyperprior", 2, ".flh", "hyperprior", 16, "a scale hyperprior's range coder (lesson 07's models)",
+          "facelab.coders.hyperprior"),
+    Coder("learned", 3, ".flr", "learned-rate", 8,
+          "the paper's architecture with a learned rate: its own bit model's range coder", "facelab.coders.learned"),
 )}
-"""Every coder, by name: the one place that lists them (header ids, suffixes, which models each codes)."""
+"""Every coder, by name: the one place that lists them (header ids, suffixes, which models each codes, and the
+module of `facelab.coders` that writes and reads its files)."""
 
 
 def coders_for(family: str) -> tuple[str, ...]:

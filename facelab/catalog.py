@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facelab.recipes import HP_LAMBDAS, LADDER_FACE_WEIGHT, LADDER_LAMBDAS, ladder_name
+from facelab.recipes import HP_LAMBDAS, LADDER_FACE_WEIGHT, LADDER_LAMBDAS, LEARNED_LAMBDAS, LEARNED_LONG, ladder_name, learned_name
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
 SHIPPED = {
@@ -29,6 +29,10 @@ SHIPPED = {
     **{ladder_name(rung, face): f"rate ladder, rung {rung} (lmbda {lmbda:g}), scale hyperprior "
        + (f"with the face loss, a = 100, b = {LADDER_FACE_WEIGHT[rung]:.2g}" if face else "without the face loss (b = 0)")
        for rung, lmbda in LADDER_LAMBDAS.items() for face in (True, False)},
+    **{learned_name(rate): f"the paper's architecture with a learned rate, rate {rate}: face-a100 and a bit model "
+       f"fine-tuned for rate + {lmbda:g} * (100 * L2(pixels) + L2(FaceNet embeddings)), coder 'learned'"
+       for rate, lmbda in LEARNED_LAMBDAS.items()},
+    LEARNED_LONG: "learned-2's recipe trained three times as long (1,800 steps): face-a100's quality at 0.81 bpp on LFW",
 }
 DEFAULT_MODEL = "face-a100"
 """The model `compress` uses unless told otherwise, chosen from the loss-balance sweep (lesson 04): with the

@@ -128,7 +128,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     path = Path(args.input)
     if path.is_dir():
-        raise FacelabError(f"{path} is a folder; `facelab info` reads one .xz, .flc or .flh file")
+        raise FacelabError(f"{path} is a folder; `facelab info` reads one .xz, .flc, .flh or .flr file")
     if not path.is_file():
         raise FacelabError(f"{path} does not exist")
     try:

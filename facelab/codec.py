@@ -10,8 +10,12 @@ into bits behind a `Header` and entropy-codes it:
   latents and a 16-bit check of the decoded latents, then the CRC-32 of all that, after the header in the clear,
   in a `.flh` file. Its entropy model is chosen in exact integer arithmetic (`facelab.exact`, format 3), so a file
   decodes to the same latents on every machine, or fails its latent check with a one-line error; the pixels
-  synthesised from them may differ by a level between CPU backends and GPUs.
-The coders are listed once, in `facelab.bitstream.CODERS`; a model's family decides which it can use.
+  synthesised from them may differ by a level between CPU backends and GPUs;
+- coder "learned" (issue 29): the paper's architecture trained with a rate term; a 16-bit check of the code, its
+  bits range-coded under the model's own bit model in exact integer arithmetic (`facelab.learned_rate`), then the
+  CRC-32 of both, after the header in the clear, in a `.flr` file.
+The coders are listed once, in `facelab.bitstream.CODERS`, each with its module of `facelab.coders`, which writes
+and reads its files; a model's family decides which it can use.
 `decompress` opens either (`facelab.container`: the header's checksum and sizes are checked before
 anything is allocated), checks the header against the model and decodes, tile by tile for large
 images. Sizes are real byte counts, never estimates.
@@ -20,6 +24,7 @@ images. Sizes are real byte counts, never estimates.
 from __future__ import annotations
 
 import lzma
+import math
 import zlib
 from pathlib import Path
 
@@ -27,7 +32,8 @@ import numpy as np
 import torch
 
 from facelab import limits
-from facelab.bitstream import CODERS, EXACT_HYPERPRIOR_VERSION, Header, coders_for, pack_code, unpack_code
+from facelab.bitstream import CODERS, Header, coders_for
+from facelab.coders import coder_module
 from facelab.container import read_header
 from facelab.errors import BitstreamError, ImageError, ModelError
 from facelab.image_io import check_array, load_image, to_tensor, to_uint8
@@ -103,7 +109,7 @@ def decode_code(model: FaceCodecNet, code: np.ndarray, size: tuple[int, int]) ->
 
 
 def default_coder(model: torch.nn.Module) -> str:
-    """The coder a model uses unless told otherwise: the paper's LZMA, or a hyperprior's own range coder."""
+    """The coder a model uses unless told otherwise: the first its family lists (the paper's LZMA for the paper's model)."""
     return coders_for(getattr(model, "family", "binary"))[0]
 
 
@@ -117,6 +123,13 @@ def check_coder(coder: str, model: torch.nn.Module) -> None:
                          f"{' or '.join(coders_for(family))}, not {coder}")
 
 
+def code_header(coder: str, height: int, width: int, model: torch.nn.Module) -> Header:
+    """The header of a height x width image coded by `coder` with `model`."""
+    block = CODERS[coder].block
+    return Header(coder, height, width, model.code_channels, math.ceil(height / block), math.ceil(width / block),
+                  model_id(model))
+
+
 def compress(
     image: np.ndarray | str | Path, model: torch.nn.Module | None = None, coder: str | None = None
 ) -> bytes:
@@ -128,15 +141,7 @@ def compress(
     problem = limits.size_problem(image.shape[0], image.shape[1], model.code_channels)
     if problem:
         raise ImageError(problem)
-    if coder == "hyperprior":
-        from facelab.hyperprior import latent_shape
-
-        model.eval()
-        payload = model.compress_image(to_tensor(image).to(next(model.parameters()).device))
-        header = Header(coder, image.shape[0], image.shape[1], model.code_channels, *latent_shape(*image.shape[:2]),
-                        model_id(model))
-        return header.pack() + payload + zlib.crc32(payload).to_bytes(4, "big")
-    return write_code(encode_code(model, image), image.shape[0], image.shape[1], model, coder)
+    return coder_module(coder).write_file(model, image, code_header(coder, *image.shape[:2], model))
 
 
 def write_code(code: np.ndarray, height: int, width: int, model: FaceCodecNet, coder: str = "xz") -> bytes:
@@ -146,11 +151,19 @@ def write_code(code: np.ndarray, height: int, width: int, model: FaceCodecNet, c
     channels (lesson 02) writes its files through it too, so their sizes are what facelab would write.
     """
     header = Header(coder, height, width, *code.shape, model_id(model))
-    if coder == "xz":
-        return xz_compress(header.pack() + pack_code(code))
-    from facelab.entropy import encode_bits
+    return coder_module(coder).write_code(code, header, model)
 
-    return header.pack() + encode_bits(code > 0)
+
+def payload_crc(payload: bytes) -> bytes:
+    """The CRC-32 that follows a range-coded payload: a damaged range-coded string decodes to noise without any error."""
+    return zlib.crc32(payload).to_bytes(4, "big")
+
+
+def checked_payload(data: bytes) -> bytes:
+    """A payload without its CRC-32, or BitstreamError when the CRC does not hold."""
+    if len(data) < 4 or payload_crc(data[:-4]) != data[-4:]:
+        raise BitstreamError("corrupt or truncated file: the coded latents do not match their checksum")
+    return data[:-4]
 
 
 def decode_hint(header: Header, model: FaceCodecNet) -> str:
@@ -181,25 +194,7 @@ def decompress(data: bytes, model: FaceCodecNet | None = None) -> np.ndarray:
     model = model if model is not None else named_model(header.model_name)
     check_coder(header.coder, model)
     check_model(header, model)
-    if header.coder == "hyperprior":
-        return decode_hyperprior(model, header, payload)
-    if header.coder == "xz":
-        code = unpack_code(payload, header.code_shape)
-    else:
-        from facelab.entropy import decode_bits
-
-        code = decode_bits(payload, header.code_shape).view(np.int8) * np.int8(2) - np.int8(1)
-    return decode_code(model, code, (header.height, header.width))
-
-
-def decode_hyperprior(model: torch.nn.Module, header: Header, payload: bytes) -> np.ndarray:
-    """A hyperprior file's payload -> image, after its CRC-32: a damaged range-coded string decodes to noise
-    without any error, so it is refused before the range decoder sees it."""
-    if len(payload) < 4 or zlib.crc32(payload[:-4]) != int.from_bytes(payload[-4:], "big"):
-        raise BitstreamError("corrupt or truncated file: the coded latents do not match their checksum")
-    model.eval()
-    exact = header.version >= EXACT_HYPERPRIOR_VERSION
-    return to_uint8(model.decompress_image(payload[:-4], (header.height, header.width), exact=exact))
+    return coder_module(header.coder).read_file(model, header, payload)
 
 
 def bits_per_pixel(data: bytes, height: int, width: int) -> float:

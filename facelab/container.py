@@ -26,17 +26,25 @@ def max_context_payload(code_bytes: int) -> int:
     return code_bytes + code_bytes // 32 + 1024
 
 
+def max_learned_payload(code_bytes: int) -> int:
+    """Longest payload of the learned coder: its probabilities are at least 2^-16, so a bit costs at most 16 bits,
+    plus the check and the CRC."""
+    return 16 * code_bytes + 1024
+
+
 def max_payload(header: Header) -> int:
-    """Longest payload after a clear header: the context coder's bound, or for a hyperprior's range coder a
-    generous 4 bytes per latent value plus 64 KiB of side information and checksum."""
+    """Longest payload after a clear header: the context or learned coder's bound, or for a hyperprior's range coder
+    a generous 4 bytes per latent value plus 64 KiB of side information and checksum."""
     if header.coder == "hyperprior":
         return 4 * header.code_channels * header.code_h * header.code_w + (64 << 10)
+    if header.coder == "learned":
+        return max_learned_payload(header.code_bytes)
     return max_context_payload(header.code_bytes)
 
 
 def max_file_bytes() -> int:
-    """Size of the largest file facelab can write (the largest code, incompressible, plus headers)."""
-    return MAX_HEADER_BYTES + max_context_payload(-(-limits.max_code_values() // 8)) + (64 << 10)
+    """Size of the largest file facelab can write (the largest code at the learned coder's worst, plus headers)."""
+    return MAX_HEADER_BYTES + max_learned_payload(-(-limits.max_code_values() // 8)) + (64 << 10)
 
 
 def peek_header(data: bytes) -> Header:
@@ -64,7 +72,7 @@ def _open_header(data: bytes) -> tuple[Header, int]:
         if header.coder == "xz":
             raise BitstreamError("corrupt file: an LZMA code outside its .xz container")
         return header, len(data) - len(rest)
-    raise BitstreamError("not a facelab file: it is neither an .xz stream nor a .flc or .flh file")
+    raise BitstreamError("not a facelab file: it is neither an .xz stream nor a .flc, .flh or .flr file")
 
 
 def read_header(data: bytes) -> tuple[Header, bytes]:

@@ -221,7 +221,8 @@ _SIGN = np.array([-1.0, 1.0])
 _SIGN_SHIFTED = _SIGN * _ONE + _MAX_PREDICTION
 
 
-def _family() -> object:
+def bernoulli_family() -> object:
+    """constriction's model of one bit, parametrised by P(bit = 1)."""
     return constriction.stream.model.Bernoulli(perfect=False)
 
 
@@ -300,8 +301,8 @@ def encode_bits(bits: np.ndarray) -> bytes:
         probabilities.append(p_one)
     encoder = constriction.stream.queue.RangeEncoder()
     if symbols:
-        encoder.encode(np.concatenate(symbols), _family(), np.concatenate(probabilities))
-    coded = _trim(encoder.get_compressed())
+        encoder.encode(np.concatenate(symbols), bernoulli_family(), np.concatenate(probabilities))
+    coded = words_to_bytes(encoder.get_compressed())
     return _checksum(coded) + coded
 
 
@@ -320,8 +321,8 @@ def decode_bits(payload: bytes, shape: tuple[int, int, int]) -> np.ndarray:
     model = _ContextModel((channels, height, width))
     in_order = np.zeros((channels, height * width), dtype=bool)
     try:
-        decoder = constriction.stream.queue.RangeDecoder(_untrim(coded))
-        family = _family()
+        decoder = constriction.stream.queue.RangeDecoder(bytes_to_words(coded))
+        family = bernoulli_family()
         for phase in model.phases():
             for channel in range(channels):
                 p_one, context, index = model.probabilities(phase, channel)
@@ -343,7 +344,7 @@ def _checksum(coded: bytes) -> bytes:
     return binascii.crc_hqx(coded, 0xFFFF).to_bytes(_CRC_BYTES, "big")
 
 
-def _trim(words: np.ndarray) -> bytes:
+def words_to_bytes(words: np.ndarray) -> bytes:
     """Range-coder words -> bytes, dropping up to 3 trailing zero bytes of the last word."""
     data = words.astype("<u4").tobytes()
     keep = len(data)
@@ -352,7 +353,7 @@ def _trim(words: np.ndarray) -> bytes:
     return data[:keep]
 
 
-def _untrim(data: bytes) -> np.ndarray:
-    """Inverse of `_trim`: pad to whole 32-bit words."""
+def bytes_to_words(data: bytes) -> np.ndarray:
+    """Inverse of `words_to_bytes`: pad to whole 32-bit words."""
     data += b"\0" * (-len(data) % 4)
     return np.frombuffer(data, dtype="<u4").astype(np.uint32)

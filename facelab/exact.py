@@ -66,7 +66,7 @@ class IntegerLayer:
         return out.clamp_min(0) if self.relu else out
 
 
-def _integer_layer(weight: Tensor, bias: Tensor, stride: int, padding: tuple[int, int, int, int],
+def integer_layer(weight: Tensor, bias: Tensor, stride: int, padding: tuple[int, int, int, int],
                    relu: bool) -> IntegerLayer:
     """Round a float convolution's weights and bias to integers and derive the input clamp that keeps it exact."""
     weight, bias = weight.detach().double().cpu(), bias.detach().double().cpu()
@@ -82,7 +82,7 @@ def _integer_layer(weight: Tensor, bias: Tensor, stride: int, padding: tuple[int
 def from_conv(conv: nn.Conv2d, relu: bool) -> IntegerLayer:
     """A Conv2d (square kernel, symmetric zero padding) as an `IntegerLayer`."""
     pad = conv.padding[0]
-    return _integer_layer(conv.weight, conv.bias, conv.stride[0], (pad, pad, pad, pad), relu)
+    return integer_layer(conv.weight, conv.bias, conv.stride[0], (pad, pad, pad, pad), relu)
 
 
 def from_transposed(conv: nn.ConvTranspose2d, relu: bool) -> IntegerLayer:
@@ -91,7 +91,7 @@ def from_transposed(conv: nn.ConvTranspose2d, relu: bool) -> IntegerLayer:
     kernel, pad, extra = conv.kernel_size[0], conv.padding[0], conv.output_padding[0]
     weight = conv.weight.flip(-1, -2).transpose(0, 1)
     before, after = kernel - 1 - pad, kernel - 1 - pad + extra
-    return _integer_layer(weight, conv.bias, 1, (before, after, before, after), relu)
+    return integer_layer(weight, conv.bias, 1, (before, after, before, after), relu)
 
 
 def insert_zeros(x: Tensor, stride: int) -> Tensor:

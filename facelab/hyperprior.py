@@ -23,7 +23,6 @@ import struct
 import warnings
 import zlib
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -37,6 +36,7 @@ with warnings.catch_warnings():  # CompressAI 1.2.8 scripts a helper with torch.
 
 from facelab.errors import BitstreamError
 from facelab.exact import IntegerNet, scale_indexes
+from facelab.rate_output import RateOutput
 
 FAMILY = "hyperprior"
 BLOCK = 16
@@ -64,18 +64,6 @@ so checkpoints leave them out and every model loads them from GAUSSIAN_TABLES.""
 GAUSSIAN_TABLES = Path(__file__).parent / "weights" / "gaussian_tables.npz"
 """The SHARED_TABLES as shipped (32 KB): built once by `build_shared_tables`, because rebuilding them on each
 machine (erfc in floats, then rounding to 16-bit CDFs) could differ by one count between machines."""
-
-
-class RateOutput(NamedTuple):
-    """A training forward pass: the reconstruction, the estimated rate and CompressAI's auxiliary loss."""
-
-    x_hat: Tensor
-    bpp: Tensor
-    aux: Tensor
-
-    def float(self) -> RateOutput:
-        """The reconstruction in fp32 (the trainer's losses are computed in fp32)."""
-        return self._replace(x_hat=self.x_hat.float())
 
 
 def pad_to(tensor: Tensor, multiple: int, mode: str = "replicate") -> Tensor:

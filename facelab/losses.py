@@ -18,7 +18,7 @@ from facelab.faces import FaceEmbedder
 from facelab.metrics import ms_ssim_window
 
 if TYPE_CHECKING:
-    from facelab.hyperprior import RateOutput
+    from facelab.rate_output import RateOutput
 
 def _check_pair(x_hat: Tensor, x: Tensor) -> None:
     """Raise ImageError unless both are (B, 3, H, W) tensors of one shape."""

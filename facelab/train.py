@@ -15,8 +15,9 @@ ablation compares the losses and not an optimiser accident.
 Speed: the forward passes run under bf16 autocast where the device computes bf16 natively (a CPU with
 AMX, a recent GPU); the binarizer's sign, the pixel losses and MS-SSIM stay in fp32.
 
-The same trainer trains the 'hyperprior' family (`facelab.hyperprior`, lesson 07): its forward pass also returns
-the estimated rate, and `RateDistortionLoss` puts the phase's loss inside rate + lmbda * distortion.
+The same trainer trains the 'hyperprior' family (`facelab.hyperprior`, lesson 07) and the paper's architecture with a
+learned rate ('learned-rate', `facelab.learned_rate`, lesson 06): their forward passes also return the estimated rate,
+and `RateDistortionLoss` puts the phase's loss inside rate + lmbda * distortion.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from tqdm.auto import tqdm
 
 from facelab.errors import ModelError
 from facelab.model import FaceCodecNet
-from facelab.recipes import FACE_DATA, FAMILIES, RECIPES, SCHEDULES, TrainConfig, make_config
+from facelab.recipes import (FACE_DATA, FAMILIES, LEARNED_RATE, RATE_FAMILIES, RECIPES, SCHEDULES, TrainConfig,
+                             make_config)
 from facelab.runtime import fast_dtype, get_device, seed_everything
 from facelab.weights import load_model, save_checkpoint
 
@@ -47,6 +49,10 @@ PLATEAU_PATIENCE = 5
 
 MIN_LR_FACTOR = 0.01
 """The 'plateau' schedule never drops the learning rate below this fraction of its start."""
+
+FAST_LR = 1e-3
+"""The least learning rate of the weights that start from nothing while the rest is fine-tuned: a hyperprior's
+quantiles, a fresh bit model."""
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 """Adam adds weight decay to the gradient (the paper's); AdamW shrinks the weights directly."""
@@ -96,6 +102,10 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
         raise ValueError(f"unknown model family {config.family!r}: choose from {', '.join(FAMILIES)}")
     if config.init:
         model = load_model(config.init)
+        if config.family == LEARNED_RATE and getattr(model, "family", "binary") == "binary":
+            from facelab.learned_rate import LearnedRateNet
+
+            return LearnedRateNet.from_paper_model(model)
         if getattr(model, "family", "binary") != config.family:
             raise ModelError(f"{config.init} is a {getattr(model, 'family', 'binary')} model, not {config.family}")
         if hasattr(model, "restore_likelihood_floor"):
@@ -109,6 +119,10 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
         from facelab.hyperprior import HyperpriorNet
 
         return HyperpriorNet(tuple(config.channels))
+    if config.family == LEARNED_RATE:
+        from facelab.learned_rate import LearnedRateNet
+
+        return LearnedRateNet()
     return FaceCodecNet()
 
 
@@ -125,19 +139,21 @@ def build_loss(config: TrainConfig, device: torch.device) -> torch.nn.Module:
 
             embedder = FaceEmbedder(device)
         loss = FaceLoss(a=config.a, b=config.b, pixel="l2", embedder=embedder, face_samples=config.face_samples)
-    if config.family == "hyperprior":
+    if config.family in RATE_FAMILIES:
         loss = RateDistortionLoss(loss, config.lmbda)
     return loss.to(device)
 
 
 def parameter_groups(model: torch.nn.Module, lr: float) -> list[dict[str, Any]]:
     """The optimiser's groups: every weight at `lr`, except a hyperprior's entropy-model quantiles, which only its
-    auxiliary loss moves and which must travel far (CompressAI trains them with their own optimiser at 1e-3)."""
+    auxiliary loss moves and which must travel far (CompressAI trains them with their own optimiser at 1e-3), and a
+    fresh bit model (`facelab.bitmodel`), which must learn from scratch while the codec it prices is fine-tuned."""
     named = list(model.named_parameters())
-    quantiles = [p for name, p in named if name.endswith("quantiles")]
-    groups: list[dict[str, Any]] = [{"params": [p for name, p in named if not name.endswith("quantiles")]}]
-    if quantiles:
-        groups.append({"params": quantiles, "lr": max(lr, 1e-3), "weight_decay": 0.0})
+    starting = [name.endswith("quantiles") or name.startswith("bit_model.") for name, _ in named]
+    groups: list[dict[str, Any]] = [{"params": [p for (_, p), new in zip(named, starting) if not new]}]
+    fast = [p for (_, p), new in zip(named, starting) if new]
+    if fast:
+        groups.append({"params": fast, "lr": max(lr, FAST_LR), "weight_decay": 0.0})
     return groups
 
 

@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-samples", type=int, default=None, help="faces per batch that go through FaceNet")
     parser.add_argument("--a", type=float, default=None, help="face phase: the pixel loss's weight in Eq. 2")
     parser.add_argument("--b", type=float, default=None, help="face phase: the FaceNet loss's weight in Eq. 2")
-    parser.add_argument("--lmbda", type=float, default=None, help="hyperprior: the distortion's weight against the rate")
+    parser.add_argument("--lmbda", type=float, default=None, help="hyperprior or learned rate: the distortion's weight against the rate")
     parser.add_argument("--latent-gain", type=float, default=None,
                         help="hyperprior: quantise the starting model's latents this many times finer (its rate moves at once)")
     parser.add_argument("--name", default=None,

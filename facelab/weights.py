@@ -21,6 +21,7 @@ from facelab.catalog import DEFAULT_MODEL, SHIPPED, SHIPPED_DIR
 from facelab.errors import ModelError
 from facelab.image_io import atomic_write
 from facelab.model import FaceCodecNet
+from facelab.recipes import LEARNED_RATE
 
 FORMAT = "facelab-checkpoint"
 FORMAT_VERSION = 1
@@ -145,14 +146,19 @@ def build_from(payload: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, torc
             raise ModelError(f"the checkpoint's hyperprior channels {channels!r} are not two sizes")
         state = {**{k: v.float() if v.dtype == torch.float16 else v for k, v in state.items()}, **shared_tables()}
         return HyperpriorNet(tuple(channels)), state
+    if payload.get("family", "binary") == LEARNED_RATE:
+        from facelab.learned_rate import LearnedRateNet
+
+        return LearnedRateNet(code_channels=payload.get("bits", 128)), state
     if payload.get("family", "binary") != "binary":
         raise ModelError(f"unknown model family {payload.get('family')!r}: upgrade facelab")
     return FaceCodecNet(code_channels=payload.get("bits", 128)), state
 
 
 def load_model(spec: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Build a model in eval mode from a shipped name, a checkpoint path, or 'untrained': the paper's `FaceCodecNet`
-    or, for a checkpoint of the 'hyperprior' family, a `facelab.hyperprior.HyperpriorNet`."""
+    """Build a model in eval mode from a shipped name, a checkpoint path, or 'untrained': the paper's `FaceCodecNet`,
+    or for a checkpoint of the 'hyperprior' family a `facelab.hyperprior.HyperpriorNet`, of the 'learned-rate' family
+    a `facelab.learned_rate.LearnedRateNet`."""
     if str(spec) == "untrained":
         torch.manual_seed(0)
         model = FaceCodecNet()

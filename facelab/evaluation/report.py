@@ -14,6 +14,7 @@ from facelab.bitstream import CODERS
 from facelab.evaluation.paper import LFW_IMAGES, PAPER_TABLE1, PAPER_TABLE2
 from facelab.evaluation.rows import Score, Summary
 from facelab.image_io import atomic_write
+from facelab.recipes import LEARNED
 
 PROTOCOL = """## How these numbers are made
 
@@ -135,8 +136,9 @@ def originals_name(view: str | None) -> str:
 
 
 def table1(model: str, row: Score, view: str | None = "250x250") -> Table:
-    """Table 1 for one model: bpp, both compression ratios, PSNR, MS-SSIM as average / max / min, and the paper's."""
-    paper = PAPER_TABLE1 if model == "face" else {}
+    """Table 1 for one model: bpp, both compression ratios, PSNR, MS-SSIM as average / max / min, and the paper's
+    beside the paper's recipe and beside the paper's architecture with a learned rate."""
+    paper = PAPER_TABLE1 if model == "face" or model in LEARNED else {}
     lines = [(f"bpp ({CODERS[row.coder].suffix} files)", "bpp", "bpp"),
              ("compression ratio vs raw 24-bit RGB", "ratio_raw", None),
              (f"compression ratio vs {ORIGINALS.get(view, ORIGINALS[None])[1]}", "ratio_file", None),
