@@ -21,7 +21,7 @@ from facelab.exact import ACTIVATION_BITS
 from facelab.image_io import load_image
 from facelab.learned_rate import LearnedRateNet, code_probabilities, estimated_bits
 from facelab.recipes import LEARNED, LEARNED_LONG
-from facelab.weights import load_model, save_checkpoint
+from facelab.weights import SHIPPED_DIR, load_model, save_checkpoint
 
 CROSS_BACKEND = Path(__file__).with_name("cross_backend_learned.py")
 
@@ -171,6 +171,20 @@ def test_the_probability_table_ships_with_the_weights(model) -> None:
     assert state["bit_model.probability_table"].dtype == torch.int32
     table = IntegerBitModel(model.bit_model).table
     assert table.min() > 0 and table.max() < 1 and torch.all(table[1:] >= table[:-1])
+
+
+def test_checkpoints_keep_only_the_live_context_weights_and_code_the_same(model, faces, tmp_path: Path) -> None:
+    mask = model.bit_model.mask.bool()
+    assert model.state_dict()["bit_model.context.weight"].shape == (int(mask.sum()),)
+    path = save_checkpoint(model, tmp_path / "packed.pt", model.name)
+    reloaded = load_model(path)
+    assert torch.equal(reloaded.bit_model.context.weight * mask, model.bit_model.context.weight * mask)
+    assert codec.compress(faces[0], reloaded, coder="learned") == codec.compress(faces[0], model, coder="learned")
+    full = {**model.state_dict(), "bit_model.context.weight": model.bit_model.context.weight.detach().clone()}
+    older = LearnedRateNet.from_paper_model(load_model("face-a100"))
+    older.load_state_dict(full)
+    assert torch.equal(older.bit_model.context.weight, model.bit_model.context.weight)
+    assert max(p.stat().st_size for p in SHIPPED_DIR.glob("learned-*.pt")) < 2_000_000
 
 
 def test_the_command_line_writes_and_reads_flr_files(tmp_path: Path, faces) -> None:
