@@ -222,6 +222,7 @@ def test_04_face_finetuning(executed) -> None:
     face, pixel_only = lfw["face (a = b = 1)"], lfw["face-pixel (b = 0)"]
     assert 0.05 < face["bpp"] < 2.0 and face["psnr"] > 18
     assert face["cosine"] > pixel_only["cosine"]
+    assert face["judge"] > pixel_only["judge"] + 0.05, "the wrecked b = 0 model must lose the judge too"
 
 
 @pytest.mark.notebooks
