@@ -22,8 +22,9 @@ from facelab.entropy import bernoulli_family, bytes_to_words, words_to_bytes
 from facelab.errors import BitstreamError
 from facelab.model import FaceCodecNet
 from facelab.rate_output import RateOutput
+from facelab.recipes import LEARNED_RATE
 
-FAMILY = "learned-rate"
+FAMILY = LEARNED_RATE
 _CHECK_BYTES = 2
 
 

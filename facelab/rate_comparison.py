@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from facelab import codec
+from facelab.bitstream import coders_for
 from facelab.metrics import ms_ssim, psnr
 
-BINARY_CODERS = ("xz", "context")
-"""The coders that store any binary code, whatever model made it."""
+BINARY_CODERS = coders_for("binary")
+"""The coders that store any binary code, whatever model made it: the paper's model's (`bitstream.CODERS`)."""
 
 
 @dataclass(frozen=True)
