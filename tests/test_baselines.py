@@ -130,6 +130,21 @@ def test_find_close_gives_the_smallest_file_when_the_target_is_out_of_reach(code
     assert result.quality == KNOBS[codec].smallest_file and result.bpp > 0.001
 
 
+def test_bisection_spends_two_encodes_on_a_target_out_of_reach_and_at_most_eight_otherwise(
+        face: np.ndarray, monkeypatch: pytest.MonkeyPatch):
+    qualities = []
+    real_encode = baselines.encode
+    monkeypatch.setattr(baselines, "encode", lambda image, codec, quality: qualities.append(quality) or
+                        real_encode(image, codec, quality))
+    assert find_close(face, "jpeg", 0.001).quality == 1 and qualities == [48, 1]
+    for target, first_fits in ((1.0, False), (2.0, True)):
+        qualities.clear()
+        result = find_close(face, "jpeg", target)
+        tries = len(qualities)
+        assert (qualities[1] == 1) != first_fits and tries <= 8
+        assert result.bpp <= target < at_quality(face, "jpeg", result.quality + 1).bpp
+
+
 def test_chosen_settings_reach_the_encoder(photo: np.ndarray):
     assert baselines.settings("webp") == {"method": 6}
     assert baselines.settings("avif") == {"speed": 2}
