@@ -43,3 +43,27 @@ def bd_rate(rate_anchor, metric_anchor, rate_test, metric_test) -> float:
         raise FacelabError("BD-rate: the two curves do not overlap in quality")
     anchor, test = (PchipInterpolator(metric, log_rate).integrate(low, high) for metric, log_rate in curves)
     return float((np.exp((test - anchor) / (high - low)) - 1.0) * 100.0)
+
+
+def bd_rate_interval(rate_anchor, metric_anchor, rate_test, metric_test, draws: int = 1000, level: float = 0.95,
+                     seed: int = 0) -> tuple[float, float]:
+    """A bootstrap interval for bd_rate over the images, from per-image values (images x points, as per_image.csv).
+
+    Each draw resamples the images with replacement, the same ones for both curves (they code the same faces),
+    averages each point's rate and metric over them and takes bd_rate of those means; the interval holds `level`
+    of the draws. It says how much the answer depends on which faces were sampled, not on the training runs.
+    """
+    arrays = [np.asarray(values, dtype=np.float64) for values in (rate_anchor, metric_anchor, rate_test, metric_test)]
+    images = arrays[0].shape[0]
+    if any(array.ndim != 2 or array.shape[0] != images for array in arrays) or images < 2:
+        raise FacelabError("BD-rate interval: give images x points arrays, with the same images (at least 2) in each")
+    if not all(np.all(np.isfinite(array)) for array in arrays):
+        raise FacelabError("BD-rate interval: every per-image rate and metric must be finite")
+    generator = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        weights = generator.multinomial(images, np.full(images, 1.0 / images)) / images
+        values.append(bd_rate(*(weights @ array for array in arrays)))
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)

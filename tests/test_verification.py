@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import facelab.verification as verification
-from facelab.bdrate import bd_rate
+from facelab.bdrate import bd_rate, bd_rate_interval
 from facelab.errors import FacelabError
 from facelab.verification import (
     best_threshold,
@@ -147,3 +147,27 @@ def test_bd_rate_refuses_short_or_disjoint_curves():
         bd_rate(RATE, PSNR, RATE, PSNR + 20)
     with pytest.raises(FacelabError, match="positive"):
         bd_rate(RATE, PSNR, RATE - 1, PSNR)
+
+
+def _faces(images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image rates and PSNRs of a 4-point curve: each face a little harder or easier than the curve above."""
+    generator = np.random.default_rng(seed)
+    rates = RATE * np.exp(generator.normal(0, 0.3, (images, 1)))
+    return rates, PSNR + generator.normal(0, 1.5, (images, 1)) + generator.normal(0, 0.5, (images, 4))
+
+
+def test_bd_rate_interval_is_exact_for_a_per_face_rate_scale_and_narrows_with_more_faces():
+    rates, psnr = _faces(200, seed=1)
+    assert bd_rate_interval(rates, psnr, rates * 0.8, psnr, draws=50) == pytest.approx((-20.0, -20.0), abs=1e-9)
+    widths = []
+    for images in (100, 1600):
+        rates, psnr = _faces(images, seed=2)
+        test_rates, test_psnr = _faces(images, seed=3)
+        low, high = bd_rate_interval(rates, psnr, test_rates, test_psnr, draws=300)
+        assert low < bd_rate(rates.mean(0), psnr.mean(0), test_rates.mean(0), test_psnr.mean(0)) < high
+        widths.append(high - low)
+    assert widths[1] < 0.5 * widths[0]  # sixteen times the faces: about a quarter of the width
+    with pytest.raises(FacelabError, match="same images"):
+        bd_rate_interval(rates, psnr, test_rates[:10], test_psnr[:10])
+    with pytest.raises(FacelabError, match="finite"):
+        bd_rate_interval(rates, psnr * np.nan, test_rates, test_psnr)
