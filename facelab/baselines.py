@@ -245,9 +245,8 @@ def find_close(image: np.ndarray, codec: str, target_bpp: float) -> Encoded:
     The rule, as CompressAI's ``find_close``: the largest file at or under the target; when even the
     smallest file the codec makes is over it, that smallest file (so its bpp > target says so).
     Integer knobs are bisected (8 encodes at most for 0-100, 2 for a target out of reach), so a result
-    lies within one quality step
-    of the target, typically 1-5% under it; JPEG 2000's ratio is steered by its rate control to
-    within FIND_CLOSE_TOLERANCE under it.
+    lies within one quality step of the target, typically 1-5% under it; JPEG 2000's ratio is steered by
+    its rate control to within FIND_CLOSE_TOLERANCE under it.
     """
     check_array(image)
     knob = _ready(codec).knob
