@@ -32,9 +32,11 @@ DEFAULT_TIMEOUT = 1800
 TIMEOUTS = {"05": 4 * 3600, "06": 2 * 3600, "07": 2 * 3600}
 """Per-cell limits in seconds at default sizes: the evaluation lessons code thousands of LFW faces per method."""
 SMOKE_TIMEOUT = 900
-FULL = {"LIMIT": None, "CURVE_IMAGES": None, "WORKERS": os.cpu_count() or 1}
-"""`--full`: the evaluation lessons on all 13,233 LFW images and every curve on all of them (hours on a CPU), the
-images measured by a worker process per core."""
+PER_CORE = {"WORKERS": os.cpu_count() or 1}
+"""Every run but a smoke one measures the evaluation lessons' images with a worker process per core (a lesson opened
+by hand keeps its default of one): on two cores lesson 06 alone took over 17 minutes with one."""
+FULL = {"LIMIT": None, "CURVE_IMAGES": None}
+"""`--full`: the evaluation lessons on all 13,233 LFW images and every curve on all of them (hours on a CPU)."""
 HOUSEKEEPING = ("DATA_ROOT", "OUTPUT", "RUN_DIR", "INTERACTIVE")
 """Parameters that say where files go, not how big a lesson runs: left out of the report's sizes."""
 VOLATILE_METADATA = ("execution", "papermill", "collapsed", "scrolled", "jupyter")
@@ -196,6 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """What every lesson of this run is given: headless sliders, training runs beside the results, its sizes."""
+    parameters: dict[str, Any] = {"INTERACTIVE": False, "RUN_DIR": str(args.results.resolve().parent / "runs")}
+    parameters.update({"SMOKE": True} if args.smoke else PER_CORE)
+    if args.full:
+        parameters.update(FULL)
+    if args.data_root:
+        parameters["DATA_ROOT"] = str(Path(args.data_root).resolve())
+    return parameters
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = find_notebooks(args.notebooks, args.only)
@@ -209,13 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path} has outputs or execution metadata: run python -m facelab.course --strip")
         return 1 if dirty else 0
     results = args.results.resolve()
-    parameters: dict[str, Any] = {"INTERACTIVE": False, "RUN_DIR": str(results.parent / "runs")}
-    if args.smoke:
-        parameters["SMOKE"] = True
-    if args.full:
-        parameters.update(FULL)
-    if args.data_root:
-        parameters["DATA_ROOT"] = str(Path(args.data_root).resolve())
+    parameters = run_parameters(args)
     output = args.output.resolve()
     runs = []
     for path in paths:

@@ -7,6 +7,7 @@ the guarded install) are fast; executing the notebooks is marked `notebooks`.
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -86,9 +87,15 @@ def test_full_reaches_every_evaluation_lesson_and_defaults_stay_subsets() -> Non
     for number in ("05", "06", "07"):
         declared = papermill.inspect_notebook(str(by_number(number)))
         assert "LIMIT" in declared and declared["LIMIT"]["default"] != "None", f"{number} must default to a subset"
-        assert declared["WORKERS"]["default"] == "1", f"{number}: one process unless --full asks for more"
-    assert set(course.FULL) <= set(papermill.inspect_notebook(str(by_number("06"))))
-    assert course.build_parser().parse_args(["--full"]).full
+        assert declared["WORKERS"]["default"] == "1", f"{number}: one process when opened by hand"
+    assert set(course.FULL) | set(course.PER_CORE) <= set(papermill.inspect_notebook(str(by_number("06"))))
+    parser = course.build_parser()
+    assert parser.parse_args(["--full"]).full
+    cores = os.cpu_count() or 1
+    assert course.run_parameters(parser.parse_args([]))["WORKERS"] == cores
+    assert course.run_parameters(parser.parse_args(["--full"]))["WORKERS"] == cores
+    smoke = course.run_parameters(parser.parse_args(["--smoke"]))
+    assert smoke["SMOKE"] is True and "WORKERS" not in smoke and "LIMIT" not in smoke
 
 
 def test_only_selects_lessons_by_number_or_name() -> None:
