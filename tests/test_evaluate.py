@@ -232,6 +232,20 @@ def test_worker_processes_give_the_same_results(run, data_root, tmp_path, monkey
     assert again["settings"]["workers_used"] == 2 and again["timings"]["codec facelab"] > 0
 
 
+@pytest.mark.parametrize("images, workers, sizes", [
+    (250, 2, [125, 125]),  # lesson 06's curve set: one 256-image chunk would leave a worker idle
+    (600, 2, [150] * 4),  # three chunks would end with one worker alone
+    (13233, 2, [254] * 27 + [255] * 25),
+    (1, 2, [1]), (0, 2, []), (300, 1, [150, 150]),
+])
+def test_chunks_are_even_capped_and_a_multiple_of_the_workers(images, workers, sizes):
+    positions = list(range(images))
+    parts = chunks.split(positions, workers)
+    assert sorted(len(part) for part in parts) == sizes
+    assert [position for part in parts for position in part] == positions
+    assert max(sizes, default=0) <= chunks.CACHE_CHUNK
+
+
 def test_rows_carry_the_judges_scores(run):
     results, output, _ = run
     rows = rows_by_method(results["table2"])

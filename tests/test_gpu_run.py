@@ -18,6 +18,8 @@ from types import ModuleType
 
 import pytest
 
+from facelab.recipes import LADDER_LAMBDAS
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 MiB = 1 << 20
@@ -185,7 +187,7 @@ def test_a_failed_or_differing_decode_fails_the_run() -> None:
 
 def test_ladder_runs_start_from_a_rung_trained_before_them() -> None:
     runs = gpu_run.ladder_runs(None)
-    assert len(runs) == 16 and runs[:2] == [("ladder-4", None), ("ladder-4-pixel", None)]
+    assert len(runs) == 2 * len(LADDER_LAMBDAS) and runs[:2] == [("ladder-4", None), ("ladder-4-pixel", None)]
     names = [name for name, _ in runs]
     assert all(parent is None or names.index(parent) < names.index(name) for name, parent in runs)
     assert all(parent is None or parent.endswith("-pixel") == name.endswith("-pixel") for name, parent in runs)
@@ -198,9 +200,9 @@ def test_fewer_staging_calls_leave_the_run_more_minutes() -> None:
 
 
 def test_ladder_scale_is_the_largest_that_fits() -> None:
-    runs = gpu_run.ladder_runs(None)  # 16 runs: 10 of 400 steps, 6 of 800
-    assert gpu_run.choose_scale(1200, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(1.0)  # 960 s
-    assert gpu_run.choose_scale(2400, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(2.0)  # 1840 s
+    runs = gpu_run.ladder_runs(None)  # 18 runs: 10 of 400 steps, 8 of 800
+    assert gpu_run.choose_scale(1400, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(1.0)  # 1,130 s
+    assert gpu_run.choose_scale(2600, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(2.0)  # 2,170 s
     assert gpu_run.choose_scale(60, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(0.25)  # the smallest
 
 

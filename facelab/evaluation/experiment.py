@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from facelab.evaluation.runner import MethodResult, coded_sizes, evaluate_method
 from facelab.evaluation.scores import bd_rates, score
 from facelab.evaluation.selection import LFW_SIZES, EvalSet, folder_set, lfw_set, lfw_view, select
 from facelab.evaluation.timing import StageTimer
-from facelab.evaluation.workers import start_workers
+from facelab.evaluation.workers import WorkerPool, start_workers
 from facelab.model import FaceCodecNet
 from facelab.rate import bpp
 from facelab.runtime import get_device
@@ -139,7 +138,7 @@ class EvaluationRun:
     evalset: EvalSet
     order: list[int]
     originals: Originals
-    pool: ProcessPoolExecutor | None = None
+    pool: WorkerPool | None = None
     per_image: list[tuple[str, MethodResult, str, list[int]]] = field(default_factory=list)
 
     def run(self, method: Method, subset: EvalSet | None = None, originals: Originals | None = None) -> MethodResult:

@@ -11,7 +11,6 @@ cache from before the judge keeps its FaceNet rows and gains the judge's.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +22,7 @@ from facelab.evaluation.chunks import fill_missing
 from facelab.evaluation.context import RunContext
 from facelab.evaluation.selection import EvalImage
 from facelab.evaluation.store import ShardStore, store_folder
+from facelab.evaluation.workers import WorkerPool
 from facelab.image_io import to_tensor
 
 FALLBACK_BOX = (0.311, 0.259, 0.683, 0.757)
@@ -125,7 +125,7 @@ def original_chunk(images: list[EvalImage], context: RunContext) -> dict[str, np
 
 
 def compute_originals(images: list[EvalImage], context: RunContext,
-                      pool: ProcessPoolExecutor | None = None) -> Originals:
+                      pool: WorkerPool | None = None) -> Originals:
     """Detect and embed every original, reading cached rows and computing (and caching) only the missing ones;
     with a `pool` (workers.start_workers) its chunks are measured by worker processes side by side."""
     judge.load_judge()  # before any work (a missing dlib fails at once) and before worker processes fork

@@ -9,7 +9,6 @@ are cached apart, so a cache from before the judge is filled with them and keeps
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,7 @@ from facelab.evaluation.methods import FacelabMethod, Method, MethodOutput
 from facelab.evaluation.originals import Originals, embed_crops, embedder_settings, judge_settings, prepare_mtcnn
 from facelab.evaluation.selection import EvalImage
 from facelab.evaluation.store import ShardStore, store_folder
+from facelab.evaluation.workers import WorkerPool
 from facelab.metrics import cosine_similarity, ms_ssim_many, psnr
 
 FACENET = "facenet"
@@ -102,7 +102,7 @@ def facenet_columns(method: Method, coded: list[MethodOutput], arrays: list[np.n
 
 
 def evaluate_method(method: Method, images: list[EvalImage], originals: Originals, context: RunContext,
-                    pool: ProcessPoolExecutor | None = None) -> MethodResult:
+                    pool: WorkerPool | None = None) -> MethodResult:
     """Per-image results of `method` on `images` (whose originals' data is `originals`), cached and resumable;
     with a `pool` (workers.start_workers) its chunks are measured by worker processes side by side."""
     stores = {FACENET: ShardStore(store_folder(context.cache, "methods",
@@ -135,7 +135,7 @@ def size_chunk(method: FacelabMethod, coder: str, images: list[EvalImage],
 
 
 def coded_sizes(method: FacelabMethod, coder: str, images: list[EvalImage], context: RunContext,
-                pool: ProcessPoolExecutor | None = None) -> np.ndarray:
+                pool: WorkerPool | None = None) -> np.ndarray:
     """Bytes of each image under another entropy coder (e.g. 'context'); cached like every other result."""
     store = ShardStore(store_folder(context.cache, "sizes", {**method.cache_key, "coder": coder}))
     keys = [image.key for image in images]

@@ -24,7 +24,20 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def start_workers(count: int, device: torch.device) -> ProcessPoolExecutor | None:
+class WorkerPool(ProcessPoolExecutor):
+    """A pool of worker processes that knows its size, so the work can be cut into as many chunks as it has workers."""
+
+    def __init__(self, size: int, **options: Any) -> None:
+        super().__init__(size, **options)
+        self.size = size
+
+
+def pool_size(pool: WorkerPool | None) -> int:
+    """How many chunks are measured side by side: the pool's workers, or one in this process."""
+    return 1 if pool is None else pool.size
+
+
+def start_workers(count: int, device: torch.device) -> WorkerPool | None:
     """A pool of `count` worker processes; None for one, or off the CPU (everything is measured in this process:
     a forked process cannot use its parent's CUDA, and there the accelerator does the batched work)."""
     if count <= 1:
@@ -34,10 +47,10 @@ def start_workers(count: int, device: torch.device) -> ProcessPoolExecutor | Non
                       stacklevel=2)
         return None
     start = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(count, mp_context=multiprocessing.get_context(start), initializer=_one_thread)
+    return WorkerPool(count, mp_context=multiprocessing.get_context(start), initializer=_one_thread)
 
 
-def run_jobs(function: Callable[..., Any], jobs: list[tuple], pool: ProcessPoolExecutor | None
+def run_jobs(function: Callable[..., Any], jobs: list[tuple], pool: WorkerPool | None
              ) -> Iterator[tuple[int, Any]]:
     """(position, function(*job)) for every job, computed here or by the pool's workers, as each one finishes.
 
