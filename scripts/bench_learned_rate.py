@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from facelab import codec
-from facelab.data.template_faces import validation_folder
-from facelab.image_io import load_image
+from facelab.data.template_faces import validation_sample
 from facelab.learned_rate import estimated_bits
 from facelab.recipes import LEARNED
 from facelab.weights import load_model
@@ -50,8 +49,7 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=32)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    paths = sorted(validation_folder().glob("*/*.png"))
-    faces = [load_image(path) for path in paths[:: max(1, len(paths) // args.faces)][: args.faces]]
+    faces = validation_sample(args.faces)
     for name in args.models:
         print(measure(name, faces))
 

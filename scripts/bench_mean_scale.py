@@ -98,7 +98,8 @@ def compare() -> None:
     for one, other in zip(scale, mean):
         print(f"{one['epoch'] * 100:5d} | {one['val_bpp']:.3f} {one['val_psnr']:.2f} {rd_loss(one):.3f} | "
               f"{other['val_bpp']:.3f} {other['val_psnr']:.2f} {rd_loss(other):.3f} | "
-              f"{100 * (other['val_bpp'] / one['val_bpp'] - 1):+.1f}%      | {one['seconds']:.0f}, {other['seconds']:.0f}")
+              f"{100 * (other['val_bpp'] / one['val_bpp'] - 1):+.1f}%      | "
+              f"{one['seconds']:.0f}, {other['seconds']:.0f}")
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from facelab.data.align import CELEBA_TEMPLATE, FR_TEMPLATE
-from facelab.data.template_faces import MARGIN, TemplateFaces, canvas_size, celeba_to_template
+from facelab.data.files import read_rgb
+from facelab.data.template_faces import (MARGIN, TemplateFaces, canvas_size, celeba_to_template, validation_folder,
+                                         validation_sample)
 
 
 def test_the_fixed_transform_maps_celeba_landmarks_onto_the_template() -> None:
@@ -31,6 +33,15 @@ def test_validation_faces_are_centred_112x96_crops_with_their_boxes(faces) -> No
     assert 0 < (x1 + x2) / 2 < 96 and 0 < (y1 + y2) / 2 < 112 and x2 - x1 > 40, "the box is on the face"
     assert torch.equal(faces[0]["image"], item["image"]), "validation crops are fixed"
     assert faces.describe()["candidates"] == 12 and len(faces) + faces.describe()["no_face"] == 12
+
+
+def test_the_benchmarks_sample_spreads_over_every_validation_person(data_root) -> None:
+    sample = validation_sample(19, data_root)
+    folder = validation_folder(data_root)
+    assert len(sample) == 19 == len(list(folder.iterdir())) and all(face.shape == (112, 96, 3) for face in sample)
+    assert len({face.tobytes() for face in sample}) == 19
+    person = {read_rgb(path).tobytes(): path.parent.name for path in folder.glob("*/*.png")}
+    assert len({person[face.tobytes()] for face in sample}) >= 15, "every k-th face, not one person's run"
 
 
 def where_cropped(canvas: torch.Tensor, image: torch.Tensor) -> tuple[int, int, bool]:

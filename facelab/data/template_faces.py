@@ -149,3 +149,10 @@ def validation_folder(root: str | os.PathLike | None = None) -> Path:
             crop = faces.images[index, :, MARGIN:MARGIN + height, MARGIN:MARGIN + width]
             atomic_write(path, encode_png(crop.permute(1, 2, 0).numpy()))
     return folder
+
+
+def validation_sample(count: int, root: str | os.PathLike | None = None) -> list[np.ndarray]:
+    """`count` of the CelebA validation faces (`validation_folder`), every k-th so that all 19 people are in it:
+    the benchmarks' sample of unseen faces."""
+    paths = sorted(validation_folder(root).glob("*/*.png"))
+    return [read_rgb(path) for path in paths[:: max(1, len(paths) // count)][:count]]
