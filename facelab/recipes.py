@@ -160,9 +160,9 @@ then their pixels-only twins."""
 
 
 LADDER_FACE_WEIGHT = {rung: min(1.0, math.sqrt(LADDER_LAMBDAS[5] / lmbda)) for rung, lmbda in LADDER_LAMBDAS.items()}
-"""Each face-loss rung's b: 1 up to rung 5, then falling as 1 / sqrt(lmbda) (0.58, 0.29, 0.16, 0.09). With b = 1 the first
-ladder's upper rungs flattened near 30 dB on CelebA validation faces (29.70, 29.87, 29.70 dB at 0.73, 0.97,
-1.35 bpp) while their pixels-only twins kept climbing (to 32.2 dB): the FaceNet term (0.10-0.12 at those rungs)
+"""Each face-loss rung's b: 1 up to rung 5, then falling as 1 / sqrt(lmbda) (0.58, 0.29, 0.16, 0.09). With b = 1
+the first ladder's upper rungs flattened near 30 dB on CelebA validation faces (29.70, 29.87, 29.70 dB at 0.73,
+0.97, 1.35 bpp) while their pixels-only twins kept climbing (to 32.2 dB): the FaceNet term (0.10-0.12 at those rungs)
 outweighed the pixel term (100 * MSE, 0.11), so a larger lmbda bought FaceNet features as much as pixels. The MSE
 at the best step of a rate-distortion loss shrinks as 1 / lmbda; a face weight shrinking as 1 / sqrt(lmbda) lets
 the pixels take the larger share of the extra bits while the face term still counts."""

@@ -214,9 +214,10 @@ class ResumeError(ModelError):
 
 
 class Trainer:
-    """Trains a model (either family) for one phase, checkpointing to `run_dir` after every epoch."""
+    """Trains a model (either family) for one phase, checkpointing to `run_dir` after every epoch; `model` replaces
+    the config's starting model (`build_model`), for an experiment that changes its architecture."""
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path) -> None:
+    def __init__(self, config: TrainConfig, run_dir: str | Path, model: torch.nn.Module | None = None) -> None:
         if config.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {config.schedule!r}: choose from {', '.join(SCHEDULES)}")
         if config.optimizer not in OPTIMIZERS:
@@ -228,7 +229,7 @@ class Trainer:
         self.device = get_device(config.device)
         self.dtype = autocast_dtype(config.precision, self.device)
         seed_everything(config.seed)
-        self.model = build_model(config).to(self.device)
+        self.model = (build_model(config) if model is None else model).to(self.device)
         self.model.name = config.name
         self.optimizer = OPTIMIZERS[config.optimizer](
             parameter_groups(self.model, config.lr), lr=config.lr, betas=(config.beta1, 0.999), weight_decay=config.weight_decay

@@ -19,6 +19,7 @@ import torch
 
 from facelab import codec
 from facelab.data.template_faces import validation_sample
+from facelab.rate import bpp
 from facelab.recipes import LADDER, LADDER_PIXEL
 from facelab.weights import load_model
 
@@ -32,7 +33,7 @@ def measure(name: str, faces: list[np.ndarray]) -> str:
         start = time.perf_counter()
         codec.decompress(data, model)
         times.append(time.perf_counter() - start)
-    rate = np.mean([8 * len(data) / (face.shape[0] * face.shape[1]) for data, face in zip(files, faces)])
+    rate = np.mean([bpp(len(data), *face.shape[:2]) for data, face in zip(files, faces)])
     return (f"{name}: {rate:.3f} bpp, decode median {np.median(times) * 1000:.0f} ms, "
             f"largest {max(times) * 1000:.0f} ms ({len(faces)} faces, 1 thread)")
 

@@ -30,7 +30,7 @@ from compressai.layers import CheckerboardMaskedConv2d
 from facelab.hyperprior import BLOCK, HYPER_BLOCK, HyperpriorNet, pad_to
 from facelab.rate_output import RateOutput
 from facelab.recipes import make_config
-from facelab.train import Trainer, build_data, build_loss, cosine_factor, parameter_groups
+from facelab.train import Trainer, build_data, build_loss, build_model
 
 RUNS = Path("runs/hyperprior-variants")
 LMBDA = 6.0
@@ -116,13 +116,8 @@ def run(variant: str, steps: int) -> None:
     """Train one variant for `steps` steps (resumable, one epoch per 100 steps) and write its history."""
     config = make_config("hp-0-pixel", name=f"bench-{variant}", lmbda=LMBDA, epochs=steps // 100,
                          steps_per_epoch=100)
-    trainer = Trainer(config, RUNS / variant)
-    if VARIANTS[variant] is not None:
-        trainer.model = VARIANTS[variant](trainer.model)
-        trainer.optimizer = type(trainer.optimizer)(parameter_groups(trainer.model, config.lr), lr=config.lr,
-                                                    betas=(config.beta1, 0.999), weight_decay=config.weight_decay)
-        trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer,
-                                                              lambda step: cosine_factor(step, steps))
+    make = VARIANTS[variant]
+    trainer = Trainer(config, RUNS / variant, model=None if make is None else make(build_model(config)))
     trainer.try_resume()
     train, val, _ = build_data(config)
     trainer.fit(train, val, build_loss(config, trainer.device), on_epoch=lambda record: print(record, flush=True))
