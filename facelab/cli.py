@@ -99,7 +99,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_decompress(args: argparse.Namespace) -> int:
     from facelab.codec import SUFFIXES, decompress
-    from facelab.container import peek_header, read_file
+    from facelab.container import read_file, read_header
     from facelab.image_io import save_image
     from facelab.weights import load_model, named_model
 
@@ -110,7 +110,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         if target.exists() and not args.overwrite:
             raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
         data = read_file(source)
-        header = peek_header(data)
+        header = read_header(data)[0]
         spec = args.model or header.model_name
         if spec not in models:
             models[spec] = load_model(spec) if args.model else named_model(spec)

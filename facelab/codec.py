@@ -178,7 +178,7 @@ def check_model(header: Header, model: FaceCodecNet) -> None:
     """Refuse to decode with a model other than the one the file was encoded with."""
     if header.code_channels != model.code_channels:
         raise ModelError(f"the code has {header.code_channels} channels but the model expects {model.code_channels}")
-    if header.model_id != model_id(model):
+    if not header.written_by(model_id(model)):
         raise ModelError(
             f"this file was encoded with model '{header.model_id}', not the loaded '{model_id(model)}'; "
             f"{decode_hint(header, model)}"

@@ -1,18 +1,20 @@
 """Opening facelab files: which container, its checked header, and the payload, bounded by what the header implies.
 
 An `.xz` file is a standard .xz stream holding header and packed code; a `.flc` file is the header in the
-clear, then the arithmetic-coded code. Nothing is decompressed or allocated for the code before the
-header has passed its checksum and `facelab.limits`, and the payload is then read no further than the
-header implies, so a file of a few bytes cannot make facelab allocate gigabytes.
+clear, then the arithmetic-coded code; a `.flh` file (format 4) is the compact header, the payload and a CRC-32 of
+both. Nothing is decompressed or allocated for the code before the header has passed its checksum (for format 4,
+the file's) and `facelab.limits`, and the payload is then read no further than the header implies, so a file of
+a few bytes cannot make facelab allocate gigabytes.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 from facelab import limits
-from facelab.bitstream import MAX_HEADER_BYTES, Header, unpack_header
+from facelab.bitstream import COMPACT_MAGIC, MAGIC, MAX_HEADER_BYTES, Header, unpack_header
 from facelab.errors import BitstreamError
 from facelab.xz import XZ_MAGIC, inflate_exact, inflate_start
 
@@ -67,12 +69,25 @@ def _open_header(data: bytes) -> tuple[Header, int]:
         if header.coder != "xz":
             raise BitstreamError("corrupt file: an .xz stream whose header names another coder")
         return header, len(inner) - len(rest)
-    if data.startswith(b"FLAB"):
+    if data.startswith(MAGIC) or data.startswith(COMPACT_MAGIC):
         header, rest = unpack_header(data)
         if header.coder == "xz":
             raise BitstreamError("corrupt file: an LZMA code outside its .xz container")
         return header, len(data) - len(rest)
     raise BitstreamError("not a facelab file: it is neither an .xz stream nor a .flc, .flh or .flr file")
+
+
+def seal(body: bytes) -> bytes:
+    """A format 4 file: its header and payload, then the CRC-32 of both."""
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def unseal(data: bytes) -> bytes:
+    """A format 4 file without its CRC-32, or BitstreamError when the CRC does not hold: the file was cut short or
+    damaged, and a range-coded payload would decode to noise without any other error."""
+    if len(data) < 4 or zlib.crc32(data[:-4]).to_bytes(4, "big") != data[-4:]:
+        raise BitstreamError("corrupt or truncated file: its bytes do not match their checksum")
+    return data[:-4]
 
 
 def read_header(data: bytes) -> tuple[Header, bytes]:
@@ -83,7 +98,7 @@ def read_header(data: bytes) -> tuple[Header, bytes]:
     header, header_size = _open_header(data)
     if header.coder == "xz":
         return header, inflate_exact(data, header_size + header.code_bytes)[header_size:]
-    payload = data[header_size:]
+    payload = unseal(data)[header_size:] if header.compact else data[header_size:]
     longest = max_payload(header)
     if len(payload) > longest:
         raise BitstreamError(

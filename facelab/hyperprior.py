@@ -34,6 +34,9 @@ with warnings.catch_warnings():  # CompressAI 1.2.8 scripts a helper with torch.
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
     from compressai.models import ScaleHyperprior
 
+from compressai.ans import BufferedRansEncoder, RansDecoder
+
+from facelab.bitstream import COMPACT_VERSION, EXACT_HYPERPRIOR_VERSION, FORMAT_VERSION
 from facelab.errors import BitstreamError
 from facelab.exact import IntegerNet, scale_indexes
 from facelab.rate_output import RateOutput
@@ -50,6 +53,7 @@ CHANNELS = (64, 96)
 that trains about 2.3x faster on a CPU and ships at 2.5 MB in half precision, for a small loss in quality."""
 
 _LENGTH = struct.Struct(">I")
+"""The side information's length before format 4 (format 4 codes it and the latents in one stream)."""
 
 _CHECK = struct.Struct(">H")
 
@@ -101,6 +105,19 @@ def shared_tables() -> dict[str, Tensor]:
         return {key: torch.from_numpy(tables[key.split(".")[-1]]) for key in SHARED_TABLES}
 
 
+RANS_FLUSH_BYTES = 8
+"""CompressAI's range coder (64-bit rANS) ends every stream with its 8-byte state. Its decoder reads on without
+bounds checks, one 32-bit word a symbol but for escaped (bypass) values, so the stream is handed to it followed by
+four zero bytes a symbol: a cut or damaged stream runs into zeros, not past the buffer (a stream forged to chain
+escapes could still read further; the file's CRC-32 keeps out damage, not forgery)."""
+
+
+def coder_tables(model: torch.nn.Module) -> tuple[list, list, list]:
+    """An entropy model's quantised CDFs, their lengths and offsets, as the range coder takes them."""
+    return (model._quantized_cdf.tolist(), model._cdf_length.reshape(-1).int().tolist(),
+            model._offset.reshape(-1).int().tolist())
+
+
 def latent_check(indexes: Tensor, symbols: Tensor) -> int:
     """16 bits of CRC-32 over the entropy-model indexes and the latent symbols they coded: what the encoder chose
     and wrote, which a decoder must reproduce exactly."""
@@ -146,23 +163,66 @@ class HyperpriorNet(ScaleHyperprior):
         bits = -(torch.log2(y_likelihoods).sum() + torch.log2(z_likelihoods).sum())
         return RateOutput(x_hat, bits / (image.shape[0] * height * width), self.aux_loss())
 
-    @torch.inference_mode()
-    def compress_image(self, image: Tensor) -> bytes:
-        """(1, 3, H, W) in [0, 1] -> the range-coded side information and latents, then the latents' 16-bit check,
-        as one byte string (format 3)."""
-        y = self.g_a(pad_to(image, BLOCK))
-        z = self.h_a(pad_to(y.abs(), HYPER_BLOCK, mode="constant"))
-        z_string = self.entropy_bottleneck.compress(z)[0]
-        z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
-        indexes = self._indexes(z_hat, y.shape[-2:])
-        y_string = self.gaussian_conditional.compress(y, indexes)[0]
-        check = latent_check(indexes, self.gaussian_conditional.quantize(y, "symbols"))
-        return _LENGTH.pack(len(z_string)) + z_string + y_string + _CHECK.pack(check)
+    def _side_model(self, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """The table indexes and medians of side information z of spatial `shape` (CompressAI's
+        `EntropyBottleneck.compress` builds the same)."""
+        bottleneck = self.entropy_bottleneck
+        indexes = bottleneck._build_indexes((1, bottleneck._quantized_cdf.size(0), *shape))
+        medians = bottleneck._extend_ndims(bottleneck._get_medians().detach(), 2).expand(1, -1, -1, -1)
+        return indexes.to(medians.device), medians
 
     @torch.inference_mode()
-    def decompress_image(self, payload: bytes, size: tuple[int, int], exact: bool = True) -> Tensor:
-        """Inverse of `compress_image` for an image of `size` (H, W): (1, 3, H, W) in [0, 1]. `exact=False` reads
-        a format 2 payload (float indexes, no latent check)."""
+    def compress_image(self, image: Tensor) -> bytes:
+        """(1, 3, H, W) in [0, 1] -> side information and latents range-coded in one stream, then the latents'
+        16-bit check (format 4: one stream ends with one 8-byte flush, and needs no length between its parts)."""
+        y = self.g_a(pad_to(image, BLOCK))
+        z = self.h_a(pad_to(y.abs(), HYPER_BLOCK, mode="constant"))
+        z_indexes, medians = self._side_model(z.shape[-2:])
+        z_symbols = self.entropy_bottleneck.quantize(z, "symbols", medians)
+        indexes = self._indexes(self.entropy_bottleneck.dequantize(z_symbols, medians), y.shape[-2:])
+        y_symbols = self.gaussian_conditional.quantize(y, "symbols")
+        encoder = BufferedRansEncoder()
+        for symbols, table_indexes, model in ((z_symbols, z_indexes, self.entropy_bottleneck),
+                                              (y_symbols, indexes, self.gaussian_conditional)):
+            encoder.encode_with_indexes(symbols.reshape(-1).int().tolist(), table_indexes.reshape(-1).int().tolist(),
+                                        *coder_tables(model))
+        return encoder.flush() + _CHECK.pack(latent_check(indexes, y_symbols))
+
+    @torch.inference_mode()
+    def decompress_image(self, payload: bytes, size: tuple[int, int], version: int = FORMAT_VERSION) -> Tensor:
+        """Inverse of `compress_image` for an image of `size` (H, W): (1, 3, H, W) in [0, 1]. An older `version`
+        reads that format's payload: a 4-byte length and two strings (before 4), float indexes and no latent check
+        (format 2)."""
+        if version < COMPACT_VERSION:
+            y_hat, indexes, check_size = self._decode_strings(payload, size, version >= EXACT_HYPERPRIOR_VERSION)
+        else:
+            (y_hat, indexes), check_size = self._decode_stream(payload, size), _CHECK.size
+        if check_size and latent_check(indexes, y_hat) != _CHECK.unpack_from(payload, len(payload) - check_size)[0]:
+            raise BitstreamError("decoded on a machine whose arithmetic differs from the encoder's: the latents do "
+                                 "not match their checksum, so the image would be wrong (please report it)")
+        return self.g_s(y_hat)[..., : size[0], : size[1]].clamp_(0, 1)
+
+    def _decode_stream(self, payload: bytes, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Format 4: the latents and their table indexes from the one range-coded stream before the check."""
+        if len(payload) < RANS_FLUSH_BYTES + _CHECK.size:
+            raise BitstreamError("truncated file: the hyperprior payload is shorter than a range-coded stream")
+        z_indexes, medians = self._side_model(hyper_shape(*size))
+        symbols = z_indexes.numel() + self.M * math.prod(latent_shape(*size))
+        decoder = RansDecoder()
+        decoder.set_stream(payload[:-_CHECK.size] + bytes(4 * symbols + RANS_FLUSH_BYTES))
+        z_symbols = self._decode_part(decoder, z_indexes, self.entropy_bottleneck)
+        indexes = self._indexes(self.entropy_bottleneck.dequantize(z_symbols, medians), latent_shape(*size))
+        return self.gaussian_conditional.dequantize(self._decode_part(decoder, indexes, self.gaussian_conditional)), indexes
+
+    @staticmethod
+    def _decode_part(decoder: RansDecoder, indexes: Tensor, model: torch.nn.Module) -> Tensor:
+        """The next symbols of the stream, one per entry of `indexes`, under `model`'s tables."""
+        values = decoder.decode_stream(indexes.reshape(-1).int().tolist(), *coder_tables(model))
+        return torch.tensor(values, dtype=torch.int32, device=indexes.device).reshape(indexes.shape)
+
+    def _decode_strings(self, payload: bytes, size: tuple[int, int], exact: bool) -> tuple[Tensor, Tensor, int]:
+        """Formats 2 and 3: a 4-byte length, the side information's string and the latents' (then, from format 3,
+        the check): the latents, their table indexes and the check's length."""
         check_size = _CHECK.size if exact else 0
         if len(payload) < _LENGTH.size + check_size:
             raise BitstreamError("truncated file: the hyperprior payload ends before its first length field")
@@ -173,11 +233,7 @@ class HyperpriorNet(ScaleHyperprior):
         y_string = payload[_LENGTH.size + z_length:len(payload) - check_size]
         z_hat = self.entropy_bottleneck.decompress([z_string], hyper_shape(*size))
         indexes = self._indexes(z_hat, latent_shape(*size), exact)
-        y_hat = self.gaussian_conditional.decompress([y_string], indexes, z_hat.dtype)
-        if exact and latent_check(indexes, y_hat) != _CHECK.unpack_from(payload, len(payload) - check_size)[0]:
-            raise BitstreamError("decoded on a machine whose arithmetic differs from the encoder's: the latents do "
-                                 "not match their checksum, so the image would be wrong (please report it)")
-        return self.g_s(y_hat)[..., : size[0], : size[1]].clamp_(0, 1)
+        return self.gaussian_conditional.decompress([y_string], indexes, z_hat.dtype), indexes, check_size
 
     @torch.no_grad()
     def restore_likelihood_floor(self) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from compressai.ans import RansDecoder
 
 from facelab.bitstream import Header
 from facelab.codec import decompress
@@ -20,9 +21,17 @@ from facelab.weights import load_model
 
 
 def side_information(model: torch.nn.Module, header: Header, payload: bytes) -> torch.Tensor:
-    """The decoded side information z_hat of a format 3 payload (its CRC-32 and latent check left off)."""
+    """The decoded side information z_hat of a payload: format 4's stream starts with it; format 3's first string is
+    it, after its 4-byte length."""
+    shape = hyper_shape(header.height, header.width)
+    if header.compact:
+        decoder = RansDecoder()
+        decoder.set_stream(payload)
+        z_indexes, medians = model._side_model(shape)
+        return model.entropy_bottleneck.dequantize(model._decode_part(decoder, z_indexes, model.entropy_bottleneck),
+                                                   medians)
     z_length = int.from_bytes(payload[:4], "big")
-    return model.entropy_bottleneck.decompress([payload[4:4 + z_length]], hyper_shape(header.height, header.width))
+    return model.entropy_bottleneck.decompress([payload[4:4 + z_length]], shape)
 
 
 def indexes(model: torch.nn.Module, data: bytes) -> dict[str, np.ndarray]:

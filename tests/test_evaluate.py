@@ -295,6 +295,23 @@ def test_a_cache_from_before_the_judge_is_filled_not_misread(run, data_root, tmp
                 "psnr + ms-ssim"} & set(again["timings"]), "FaceNet's cached rows are kept"
 
 
+def test_a_new_file_format_re_encodes_and_keeps_the_rest(run, data_root, tmp_path):
+    """A facelab model's sizes are cached apart, keyed by its coder's file format: without them (what a new format
+    finds) the images are encoded again, and neither decoded nor seen by a face network."""
+    results, _, cache = run
+    old = tmp_path / "cache"
+    shutil.copytree(cache, old)
+    shutil.rmtree(old / "sizes")
+    again = evaluate(output=tmp_path / "out", root=data_root, limit=LIMIT, models=("untrained",),
+                     jpeg_qualities=(70, 90), curves=False, equal_rate=(), threads=1, progress=False, cache=old,
+                     precision="fp32")
+    for mine, theirs in zip(again["table2"], results["table2"], strict=True):
+        assert_same_score(mine, theirs)
+    assert "coder xz" in again["timings"]
+    assert not {"codec facelab", "facenet reconstructions", "judge reconstructions", "psnr + ms-ssim"} & set(
+        again["timings"]), "only the sizes are measured again"
+
+
 def test_limit_is_a_seeded_nested_order_of_whole_pairs(data_root):
     full = lfw_set(data_root)
     small, _ = select(full, 10, seed=0)

@@ -19,11 +19,11 @@ from facelab import exact
 from facelab.bitstream import Header
 from facelab.catalog import SHIPPED, SHIPPED_DIR
 from facelab.codec import compress, decompress
-from facelab.container import read_header
+from facelab.container import read_header, seal
 from facelab.data.files import read_rgb
 from facelab.data.lfw import LFWImages
 from facelab.errors import BitstreamError
-from facelab.hyperprior import build_shared_tables, latent_shape, shared_tables
+from facelab.hyperprior import build_shared_tables, latent_check, latent_shape, shared_tables
 from facelab.weights import load_model, model_id
 
 DECODES = 1000
@@ -109,7 +109,7 @@ def test_integer_layer_does_not_depend_on_summation_order(model):
 def test_round_trip_and_rate_against_float_indexes(model, face):
     data = compress(face, model)
     header, payload = read_header(data)
-    assert header.version == 3
+    assert header.version == 4 and header.compact
     image = decompress(data, model)
     assert image.shape == face.shape
     assert 10 * math.log10(255 ** 2 / np.mean((image.astype(float) - face) ** 2)) > 25
@@ -133,31 +133,54 @@ def test_a_desynchronised_decoder_is_one_line_error(model, face, monkeypatch):
 
 
 def test_altered_side_information_is_caught_by_the_latent_check(model, face):
-    """Side information changed after the checks were written (the CRC-32 recomputed): the latents decode under
-    other tables, and their own check refuses them."""
+    """Side information changed after the checks were written (the file's CRC-32 recomputed): the latents decode
+    under other tables, and their own check refuses them."""
     data = compress(face, model)
     header, payload = read_header(data)
-    body = bytearray(payload[:-4])
-    body[4] ^= 0x10  # first byte of the coded side information
-    forged = header.pack() + bytes(body) + zlib.crc32(bytes(body)).to_bytes(4, "big")
+    body = bytearray(payload)
+    body[0] ^= 0x10  # the stream's first bytes: the range coder's state, which the side information decodes from
     with pytest.raises(BitstreamError, match="arithmetic differs"):
-        decompress(forged, model)
+        decompress(seal(header.pack() + bytes(body)), model)
 
 
-def test_format_2_files_still_decode(model, face):
-    """A file as facelab format 2 wrote it (float indexes, no latent check) decodes as it did."""
+def two_strings(model: torch.nn.Module, face: np.ndarray, exact: bool) -> tuple[bytes, torch.Tensor, torch.Tensor]:
+    """A payload as formats 2 and 3 wrote it: a 4-byte length, the side information's string, the latents' string;
+    with the entropy-model indexes and the latent symbols (for format 3's check)."""
     tensor = torch.from_numpy(face).permute(2, 0, 1)[None].float() / 255
     with torch.inference_mode():
         y = model.g_a(tensor)
         z = model.h_a(F.pad(y.abs(), (0, 2, 0, 1)))
         z_string = model.entropy_bottleneck.compress(z)[0]
         z_hat = model.entropy_bottleneck.decompress([z_string], z.shape[-2:])
-        y_string = model.gaussian_conditional.compress(y, model._indexes(z_hat, y.shape[-2:], exact=False))[0]
-    payload = len(z_string).to_bytes(4, "big") + z_string + y_string
+        chosen = model._indexes(z_hat, y.shape[-2:], exact=exact)
+        y_string = model.gaussian_conditional.compress(y, chosen)[0]
+    return len(z_string).to_bytes(4, "big") + z_string + y_string, chosen, model.gaussian_conditional.quantize(y, "symbols")
+
+
+def old_file(model: torch.nn.Module, face: np.ndarray, version: int) -> bytes:
+    """A .flh file as facelab format 2 (float indexes, no latent check) or 3 (exact indexes, latent check) wrote it:
+    the 50-byte header with its own CRC-32, the payload, the payload's CRC-32."""
+    payload, chosen, symbols = two_strings(model, face, exact=version >= 3)
+    if version >= 3:
+        payload += latent_check(chosen, symbols).to_bytes(2, "big")
     header = Header("hyperprior", *face.shape[:2], model.code_channels, *latent_shape(*face.shape[:2]),
-                    model_id(model), version=2)
-    old = header.pack() + payload + zlib.crc32(payload).to_bytes(4, "big")
+                    model_id(model), version=version)
+    return header.pack() + payload + zlib.crc32(payload).to_bytes(4, "big")
+
+
+def test_format_2_files_still_decode(model, face):
+    """A file as facelab format 2 wrote it (float indexes, no latent check) decodes as it did."""
+    old = old_file(model, face, 2)
     assert np.abs(decompress(old, model).astype(int) - decompress(compress(face, model), model)).max() <= 2
+
+
+def test_format_3_files_decode_to_format_4_s_image_in_30_more_bytes(model, face):
+    """The same latents: format 3's file decodes to the very image of format 4's, which saves its long header,
+    the side information's length, one range coder flush and one CRC-32."""
+    old, new = old_file(model, face, 3), compress(face, model)
+    assert read_header(old)[0].version == 3 and read_header(new)[0].version == 4
+    assert np.array_equal(decompress(old, model), decompress(new, model))
+    assert 30 <= len(old) - len(new) <= 40
 
 
 @pytest.mark.slow

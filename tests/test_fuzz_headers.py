@@ -1,4 +1,4 @@
-"""Fuzzing every header field of both formats (fixed seed, bounded time): each case ends in one error line or an
+"""Fuzzing every header field of every format (fixed seed, bounded time): each case ends in one error line or an
 image of the size its header claims, never a traceback or a silently wrong image, in bounded memory.
 
 The limit is lowered to 64x64 pixels so that sizes at it decode in milliseconds; a second pass puts the sizes
@@ -17,10 +17,14 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+import torch
+
 from facelab import codec, limits
-from facelab.bitstream import Header, pack_code
+from facelab.bitstream import COMPACT_MAGIC, Header, pack_code, varint
+from facelab.container import seal
 from facelab.entropy import encode_bits
 from facelab.errors import FacelabError
+from facelab.hyperprior import HyperpriorNet
 from facelab.weights import load_model, model_id
 from hostile import GiB, memory_guard, python_peak
 
@@ -161,3 +165,62 @@ def test_fuzz_header_fields_of_both_formats(model, monkeypatch) -> None:
     assert counts["one-line error"] > 1000 and counts["decoded as its (forged) header says"] > 0
     assert peak[0] < 64 * 2**20 and grown < 512
     assert seconds < 120
+
+
+def compact_header(version: int, coder: int, height: int, width: int, channels: int, name: bytes,
+                   digest: bytes) -> bytes:
+    """A format 4 header from raw field values (any of them out of range)."""
+    return (COMPACT_MAGIC + bytes((version, coder)) + varint(height) + varint(width) + varint(channels)
+            + bytes((len(name),)) + name + digest)
+
+
+def compact_cases(data: bytes, header: Header, payload: bytes, rng: np.random.Generator
+                  ) -> Iterator[tuple[str, bytes, bool]]:
+    """(label, file, forged) for a .flh file: every bit flipped, cut at every length, fields forged with the file's
+    CRC-32 recomputed (sizes at and past the limit, other coders and versions, names), and random bytes."""
+    for bit in range(8 * len(data)):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        yield f"bit {bit} flipped", bytes(flipped), False
+    for length in range(len(data)):
+        yield f"cut at {length}", data[:length], False
+    name, digest = header.model_name.encode(), bytes.fromhex(header.model_id.split(":")[1])
+    fields = dict(version=header.version, coder=2, height=header.height, width=header.width,
+                  channels=header.code_channels, name=name, digest=digest)
+    changes = ([("version", v) for v in (0, 1, 3, 5, 255)] + [("coder", c) for c in (0, 1, 3, 4, 255)]
+               + [(side, v) for side in ("height", "width", "channels")
+                  for v in (0, 1, 16, 63, 64, 65, 4097, 1 << 31, (1 << 35) - 1)]
+               + [("name", n) for n in (b"", b"hp-other", b"\xff\xfe", bytes(255))] + [("digest", bytes(4))])
+    for field, value in changes:
+        forged = compact_header(**{**fields, field: value})
+        yield f"{field}={value!r:.20} forged crc", seal(forged + payload), True
+    yield "overlong varint", seal(COMPACT_MAGIC + bytes((4, 2)) + b"\xff" * 6 + payload), True
+    for number in range(200):
+        noise = rng.integers(0, 256, rng.integers(0, len(data)), dtype=np.uint8).tobytes()
+        yield f"random {number}", seal(COMPACT_MAGIC + noise) if number % 2 else COMPACT_MAGIC + noise, number % 2 == 1
+
+
+def test_fuzz_the_compact_header_of_format_4(monkeypatch) -> None:
+    torch.manual_seed(0)
+    model = HyperpriorNet((16, 24))
+    model.name = "hp-test"
+    model.round_to_half()
+    model.eval()
+    y, x = np.mgrid[0:37, 0:53]
+    image = np.stack([x * 4, y * 6, (x + y) * 2], axis=2).clip(0, 255).astype(np.uint8)
+    data = codec.compress(image, model)
+    header, payload = codec.read_header(data)
+    assert header.compact and data.startswith(COMPACT_MAGIC)
+    reference = codec.decompress(data, model)
+    counts: Counter[str] = Counter()
+    failures = []
+    monkeypatch.setattr(limits, "MAX_PIXELS", SMALL_LIMIT)
+    with memory_guard(2 * GiB):
+        for label, case, forged in compact_cases(data, header, payload, np.random.default_rng(SEED)):
+            outcome = classify(case, forged, model, reference, True)
+            counts[outcome] += 1
+            if outcome in ("wrong output", "traceback") or (not forged and outcome != "one-line error"):
+                failures.append(f"{label}: {outcome}")
+    print(f"compact fuzz: {sum(counts.values())} cases: {dict(counts)}")
+    assert not failures, failures[:10]
+    assert counts["one-line error"] > 8 * len(data)

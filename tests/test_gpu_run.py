@@ -200,9 +200,10 @@ def test_fewer_staging_calls_leave_the_run_more_minutes() -> None:
 
 
 def test_ladder_scale_is_the_largest_that_fits() -> None:
-    runs = gpu_run.ladder_runs(None)  # 18 runs: 10 of 400 steps, 8 of 800
-    assert gpu_run.choose_scale(1400, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(1.0)  # 1,130 s
-    assert gpu_run.choose_scale(2600, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(2.0)  # 2,170 s
+    runs = gpu_run.ladder_runs(None)  # 18 runs: 4 of 400 steps, 14 of 800
+    assert gpu_run.choose_scale(1700, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(1.0)  # 1,370 s
+    assert gpu_run.choose_scale(1600, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(0.5)  # 0.85 x 1,600 < 1,370
+    assert gpu_run.choose_scale(3200, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(2.0)  # 2,650 s
     assert gpu_run.choose_scale(60, steps_per_s=10, overhead_s=5, runs=runs) == pytest.approx(0.25)  # the smallest
 
 

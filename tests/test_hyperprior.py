@@ -164,8 +164,8 @@ def test_cli_round_trip_and_coder_errors(tmp_path: Path, capsys) -> None:
 def test_forged_payloads_with_a_valid_checksum_decode_or_are_refused() -> None:
     """A forger can recompute the CRC: the range decoder must then give an image or a clear error, never crash."""
     import random
-    import zlib
 
+    from facelab.container import seal
     from facelab.errors import FacelabError
 
     model = small_model()
@@ -181,7 +181,7 @@ def test_forged_payloads_with_a_valid_checksum_decode_or_are_refused() -> None:
                 forged[rng.randrange(len(forged))] = rng.randrange(256)
         forged = forged[: rng.randrange(len(forged) + 1)] if rng.random() < 0.3 else forged
         try:
-            image = codec.decompress(head + bytes(forged) + zlib.crc32(bytes(forged)).to_bytes(4, "big"), model)
+            image = codec.decompress(seal(head + bytes(forged)), model)
             assert image.shape == (112, 96, 3)
             outcomes["decoded"] += 1
         except FacelabError:

@@ -204,7 +204,7 @@ class EvaluationRun:
         targets = {image.key: float(value) for image, value in zip(subset.images, rates)}
         rows = [score(result, coder, originals, subset, model=label)]
         for codec in self.config.equal_rate:
-            method = EqualRateMethod(codec, targets, label, {**reference.cache_key, "coder": coder})
+            method = EqualRateMethod(codec, targets, label, reference.sizes_key(coder))
             coded = self.run(method, subset, originals)
             rows.append(score(coded, codec, originals, subset))
             self.per_image.append((method.name, coded, codec, index))

@@ -4,7 +4,9 @@ judge's descriptor.
 The reconstruction is embedded through the ORIGINAL's face box (the paper's crop path) and described by the judge
 aligned by the ORIGINAL's landmarks; MTCNN is run on it afresh only to count the faces it no longer finds. Rows are
 cached per method and image, so adding a method, or raising --limit, redoes nothing already done; the judge's rows
-are cached apart, so a cache from before the judge is filled with them and keeps the rest.
+are cached apart, so a cache from before the judge is filled with them and keeps the rest, and so are a facelab
+model's file sizes, keyed by file format too, so a new format re-encodes (no decoding, no face networks) and keeps
+the rest.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from facelab.metrics import cosine_similarity, ms_ssim_many, psnr
 
 FACENET = "facenet"
 JUDGE = "judge"
-"""The two cached parts of a method's rows: everything FaceNet's scores need, and the judge's descriptors."""
+SIZES = "sizes"
+"""The cached parts of a method's rows: everything FaceNet's scores need (a classic codec's file sizes with them),
+the judge's descriptors, and a facelab model's file sizes under its coder."""
 
 
 @dataclass
@@ -67,8 +71,11 @@ def original_result(originals: Originals) -> MethodResult:
 
 def measure_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray, landmarks: np.ndarray,
                   parts: tuple[str, ...], context: RunContext) -> dict[str, dict[str, np.ndarray]]:
-    """The cached columns of one chunk of images, for each of `parts`: FACENET (sizes, quality, PSNR, MS-SSIM,
-    FaceNet embedding, MTCNN detection) and JUDGE (the judge's descriptor, aligned by the originals' `landmarks`)."""
+    """The cached columns of one chunk of images, for each of `parts`: FACENET (quality, PSNR, MS-SSIM, FaceNet
+    embedding, MTCNN detection, and a classic codec's bytes), JUDGE (the judge's descriptor, aligned by the
+    originals' `landmarks`) and SIZES (a facelab model's bytes; alone, the images are only encoded)."""
+    if parts == (SIZES,):
+        return {SIZES: size_chunk(method, method.coders[0], images, context)}
     with context.timer("load"):
         arrays = [read_rgb(image.path) for image in images]
     with context.timer(f"codec {method.family}"):
@@ -80,6 +87,8 @@ def measure_chunk(method: Method, images: list[EvalImage], boxes: np.ndarray, la
     if JUDGE in parts:
         with context.timer("judge reconstructions"):
             columns[JUDGE] = {"descriptor": judge.load_judge().descriptors(reconstructions, landmarks)}
+    if SIZES in parts:
+        columns[SIZES] = {"bytes": np.asarray([item.sizes[method.coders[0]] for item in coded], dtype=np.int64)}
     return columns
 
 
@@ -95,8 +104,9 @@ def facenet_columns(method: Method, coded: list[MethodOutput], arrays: list[np.n
         embeddings = embed_crops(reconstructions, boxes, context)
     with timer("mtcnn reconstructions"):
         detections = faces.detect_faces(reconstructions, device=device, batch_size=batch_size)
-    columns = {f"bytes_{coder}": np.asarray([item.sizes[coder] for item in coded], dtype=np.int64)
-               for coder in method.coders}
+    columns = ({} if isinstance(method, FacelabMethod) else
+               {f"bytes_{coder}": np.asarray([item.sizes[coder] for item in coded], dtype=np.int64)
+                for coder in method.coders})
     return {**columns, "quality": np.asarray([item.quality for item in coded], dtype=np.float64), "psnr": psnrs,
             "ms_ssim": ms_ssims, "embedding": embeddings, "detected": np.asarray([d is not None for d in detections])}
 
@@ -108,6 +118,8 @@ def evaluate_method(method: Method, images: list[EvalImage], originals: Original
     stores = {FACENET: ShardStore(store_folder(context.cache, "methods",
                                                {**method.cache_key, **embedder_settings(context)})),
               JUDGE: ShardStore(store_folder(context.cache, "judge", {**method.cache_key, **judge_settings(context)}))}
+    if isinstance(method, FacelabMethod):
+        stores[SIZES] = sizes_store(method, method.coders[0], context)
     prepare_mtcnn(context)
     keys = [image.key for image in images]
     def job(chunk: list[int], parts: tuple[str, ...]) -> tuple:
@@ -115,14 +127,21 @@ def evaluate_method(method: Method, images: list[EvalImage], originals: Original
                 originals.judge_landmarks[chunk], parts, context)
 
     fill_parts(stores, keys, job, method.name, context, pool)
-    columns = stores[FACENET].gather(keys)
+    columns = stores[FACENET].gather(keys, ("quality", "psnr", "ms_ssim", "embedding", "detected",
+                                            *([] if SIZES in stores else [f"bytes_{c}" for c in method.coders])))
+    sizes = ({method.coders[0]: stores[SIZES].gather(keys)["bytes"]} if SIZES in stores else
+             {coder: columns[f"bytes_{coder}"] for coder in method.coders})
     embeddings = columns["embedding"].astype(np.float32)
     descriptors = stores[JUDGE].gather(keys)["descriptor"].astype(np.float32)
-    return MethodResult(method.name, method.family,
-                        {coder: columns[f"bytes_{coder}"].astype(np.int64) for coder in method.coders},
+    return MethodResult(method.name, method.family, {coder: size.astype(np.int64) for coder, size in sizes.items()},
                         columns["quality"], columns["psnr"], columns["ms_ssim"], embeddings,
                         cosine_similarity(originals.embeddings, embeddings), columns["detected"].astype(bool),
                         descriptors, judge.similarity(originals.judge_embeddings, descriptors))
+
+
+def sizes_store(method: FacelabMethod, coder: str, context: RunContext) -> ShardStore:
+    """The cache of a facelab model's file sizes under `coder`, in the coder's current file format."""
+    return ShardStore(store_folder(context.cache, "sizes", method.sizes_key(coder)))
 
 
 def size_chunk(method: FacelabMethod, coder: str, images: list[EvalImage],
@@ -137,7 +156,7 @@ def size_chunk(method: FacelabMethod, coder: str, images: list[EvalImage],
 def coded_sizes(method: FacelabMethod, coder: str, images: list[EvalImage], context: RunContext,
                 pool: WorkerPool | None = None) -> np.ndarray:
     """Bytes of each image under another entropy coder (e.g. 'context'); cached like every other result."""
-    store = ShardStore(store_folder(context.cache, "sizes", {**method.cache_key, "coder": coder}))
+    store = sizes_store(method, coder, context)
     keys = [image.key for image in images]
     fill_missing(store, keys, lambda chunk: (size_chunk, method, coder, [images[i] for i in chunk], context),
                  f"{method.name} ({coder})", context, pool)

@@ -129,7 +129,8 @@ class ShardStore:
         digest = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]
         atomic_write(self.folder / f"shard-{digest}.npz", buffer.getvalue(), overwrite=True)
 
-    def gather(self, keys: list[str]) -> dict[str, np.ndarray]:
-        """Columns for `keys`, in their order (every key must have a row)."""
-        names = self.rows[keys[0]].keys()
+    def gather(self, keys: list[str], names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """Columns `names` (all of the first row's when None) for `keys`, in their order (every key must have a
+        row, and every row those columns)."""
+        names = self.rows[keys[0]].keys() if names is None else names
         return {name: np.stack([self.rows[key][name] for key in keys]) for name in names}
