@@ -1,7 +1,8 @@
 """The facelab file header and the packing of {-1, +1} codes into bits.
 
 Two header layouts. Format 4, the compact one, is what the hyperprior coder (.flh) writes, where a face is a few
-hundred bytes and format 3's 50-byte header and 10 bytes of framing were a fifth of the file at 0.25 bpp:
+hundred bytes and format 3 framed it in 72 (a 46-byte header, a length, a second range coder flush, a second CRC),
+a fifth of the file at 0.25 bpp; format 4 takes 34:
     magic   2s  b"\xfa\xce"
     version B   4              coder   B   the coder's id in CODERS
     height, width, code_channels   unsigned LEB128 varints (one byte each up to 127)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import lzma
 import math
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ from facelab import limits
 from facelab.bitstream import CODERS, Header, coders_for
 from facelab.coders import coder_module
 from facelab.container import read_header
-from facelab.errors import BitstreamError, ImageError, ModelError
+from facelab.errors import ImageError, ModelError
 from facelab.image_io import check_array, load_image, to_tensor, to_uint8
 from facelab.model import BLOCK, FaceCodecNet
 from facelab.rate import bpp
@@ -152,18 +151,6 @@ def write_code(code: np.ndarray, height: int, width: int, model: FaceCodecNet, c
     """
     header = Header(coder, height, width, *code.shape, model_id(model))
     return coder_module(coder).write_code(code, header, model)
-
-
-def payload_crc(payload: bytes) -> bytes:
-    """The CRC-32 that follows a range-coded payload: a damaged range-coded string decodes to noise without any error."""
-    return zlib.crc32(payload).to_bytes(4, "big")
-
-
-def checked_payload(data: bytes) -> bytes:
-    """A payload without its CRC-32, or BitstreamError when the CRC does not hold."""
-    if len(data) < 4 or payload_crc(data[:-4]) != data[-4:]:
-        raise BitstreamError("corrupt or truncated file: the coded latents do not match their checksum")
-    return data[:-4]
 
 
 def decode_hint(header: Header, model: FaceCodecNet) -> str:

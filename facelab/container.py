@@ -78,15 +78,15 @@ def _open_header(data: bytes) -> tuple[Header, int]:
 
 
 def seal(body: bytes) -> bytes:
-    """A format 4 file: its header and payload, then the CRC-32 of both."""
+    """`body` and its CRC-32: a format 4 file (header and payload), or before format 4 a range-coded payload."""
     return body + zlib.crc32(body).to_bytes(4, "big")
 
 
-def unseal(data: bytes) -> bytes:
-    """A format 4 file without its CRC-32, or BitstreamError when the CRC does not hold: the file was cut short or
-    damaged, and a range-coded payload would decode to noise without any other error."""
+def unseal(data: bytes, part: str = "its bytes") -> bytes:
+    """`data` without its CRC-32, or BitstreamError naming `part` when the CRC does not hold: the file was cut short
+    or damaged, and a range-coded payload would decode to noise without any other error."""
     if len(data) < 4 or zlib.crc32(data[:-4]).to_bytes(4, "big") != data[-4:]:
-        raise BitstreamError("corrupt or truncated file: its bytes do not match their checksum")
+        raise BitstreamError(f"corrupt or truncated file: {part} do not match their checksum")
     return data[:-4]
 
 

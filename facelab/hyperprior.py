@@ -202,8 +202,9 @@ class HyperpriorNet(ScaleHyperprior):
                                  "not match their checksum, so the image would be wrong (please report it)")
         return self.g_s(y_hat)[..., : size[0], : size[1]].clamp_(0, 1)
 
-    def _decode_stream(self, payload: bytes, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        """Format 4: the latents and their table indexes from the one range-coded stream before the check."""
+    def side_information(self, payload: bytes, size: tuple[int, int]) -> tuple[RansDecoder, Tensor]:
+        """Format 4: the decoded side information z_hat, first in the payload's one range-coded stream, and the
+        decoder, left where the latents begin."""
         if len(payload) < RANS_FLUSH_BYTES + _CHECK.size:
             raise BitstreamError("truncated file: the hyperprior payload is shorter than a range-coded stream")
         z_indexes, medians = self._side_model(hyper_shape(*size))
@@ -211,7 +212,12 @@ class HyperpriorNet(ScaleHyperprior):
         decoder = RansDecoder()
         decoder.set_stream(payload[:-_CHECK.size] + bytes(4 * symbols + RANS_FLUSH_BYTES))
         z_symbols = self._decode_part(decoder, z_indexes, self.entropy_bottleneck)
-        indexes = self._indexes(self.entropy_bottleneck.dequantize(z_symbols, medians), latent_shape(*size))
+        return decoder, self.entropy_bottleneck.dequantize(z_symbols, medians)
+
+    def _decode_stream(self, payload: bytes, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Format 4: the latents and their table indexes from the one range-coded stream before the check."""
+        decoder, z_hat = self.side_information(payload, size)
+        indexes = self._indexes(z_hat, latent_shape(*size))
         return self.gaussian_conditional.dequantize(self._decode_part(decoder, indexes, self.gaussian_conditional)), indexes
 
     @staticmethod

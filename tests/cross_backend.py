@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from compressai.ans import RansDecoder
 
 from facelab.bitstream import Header
 from facelab.codec import decompress
@@ -23,15 +22,10 @@ from facelab.weights import load_model
 def side_information(model: torch.nn.Module, header: Header, payload: bytes) -> torch.Tensor:
     """The decoded side information z_hat of a payload: format 4's stream starts with it; format 3's first string is
     it, after its 4-byte length."""
-    shape = hyper_shape(header.height, header.width)
     if header.compact:
-        decoder = RansDecoder()
-        decoder.set_stream(payload)
-        z_indexes, medians = model._side_model(shape)
-        return model.entropy_bottleneck.dequantize(model._decode_part(decoder, z_indexes, model.entropy_bottleneck),
-                                                   medians)
+        return model.side_information(payload, (header.height, header.width))[1]
     z_length = int.from_bytes(payload[:4], "big")
-    return model.entropy_bottleneck.decompress([payload[4:4 + z_length]], shape)
+    return model.entropy_bottleneck.decompress([payload[4:4 + z_length]], hyper_shape(header.height, header.width))
 
 
 def indexes(model: torch.nn.Module, data: bytes) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facelab.codec import checked_payload
+from facelab.container import unseal
 from facelab.container import read_header
 from facelab.learned_rate import code_probabilities, decode_code
 from facelab.weights import load_model
@@ -23,7 +23,7 @@ def measure(checkpoint: Path, folder: Path) -> None:
     exact = model.integer_bit_model()
     for path in sorted(folder.glob("*.flr")):
         header, payload = read_header(path.read_bytes())
-        code = decode_code(exact, checked_payload(payload), header.code_shape)
+        code = decode_code(exact, unseal(payload, "the coded latents"), header.code_shape)
         np.savez(path.with_suffix(".npz"), code=code, probabilities=code_probabilities(exact, code)[1])
 
 

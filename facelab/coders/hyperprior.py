@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facelab import codec
 from facelab.bitstream import Header
-from facelab.container import seal
+from facelab.container import seal, unseal
 from facelab.image_io import to_tensor, to_uint8
 
 
@@ -22,6 +21,6 @@ def write_file(model: torch.nn.Module, image: np.ndarray, header: Header) -> byt
 def read_file(model: torch.nn.Module, header: Header, payload: bytes) -> np.ndarray:
     """The image of a payload whose CRC-32 holds (the file's, checked by the container, or from before format 4
     the payload's own): a damaged range-coded string decodes to noise without any error, so it is refused first."""
-    payload = payload if header.compact else codec.checked_payload(payload)
+    payload = payload if header.compact else unseal(payload, "the coded latents")
     model.eval()
     return to_uint8(model.decompress_image(payload, (header.height, header.width), header.version))

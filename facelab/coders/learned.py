@@ -7,13 +7,14 @@ import numpy as np
 
 from facelab import codec
 from facelab.bitstream import Header
+from facelab.container import seal, unseal
 from facelab.learned_rate import LearnedRateNet, decode_code, encode_code
 
 
 def write_code(code: np.ndarray, header: Header, model: LearnedRateNet) -> bytes:
     """The file of a (C, h, w) +-1 code under `model`'s bit model."""
     payload = encode_code(model.integer_bit_model(), code)
-    return header.pack() + payload + codec.payload_crc(payload)
+    return header.pack() + seal(payload)
 
 
 def write_file(model: LearnedRateNet, image: np.ndarray, header: Header) -> bytes:
@@ -23,5 +24,5 @@ def write_file(model: LearnedRateNet, image: np.ndarray, header: Header) -> byte
 
 def read_file(model: LearnedRateNet, header: Header, payload: bytes) -> np.ndarray:
     """The image of a payload whose CRC-32 holds and whose decoded code matches its check."""
-    code = decode_code(model.integer_bit_model(), codec.checked_payload(payload), header.code_shape)
+    code = decode_code(model.integer_bit_model(), unseal(payload, "the coded latents"), header.code_shape)
     return codec.decode_code(model, code, (header.height, header.width))

@@ -52,6 +52,11 @@ class Method:
         """What its cached results depend on (the cache folder is a hash of this)."""
         raise NotImplementedError
 
+    def sizes_key(self, coder: str) -> dict | None:
+        """What its file sizes under `coder` depend on, when they are cached apart from its other results; None
+        (a classic codec's) keeps them with the rest."""
+        return None
+
     def code(self, image: np.ndarray, key: str) -> MethodOutput:
         """Compress and reconstruct one image (`key` identifies the image, for per-image targets)."""
         raise NotImplementedError
@@ -79,8 +84,8 @@ class FacelabMethod(Method):
         return {"method": "facelab", "model": model_id(self.model), "scale": self.scale}
 
     def sizes_key(self, coder: str) -> dict:
-        """What its file sizes under `coder` depend on besides the reconstruction: the file format too (format 4
-        made every .flh 30-40 bytes shorter and left its image as it was)."""
+        """Its reconstruction's key and the coder's file format: format 4 made every .flh 30-40 bytes shorter and
+        left its image as it was."""
         return {**self.cache_key, "coder": coder, "format": CODERS[coder].version}
 
     def shrink(self, image: np.ndarray) -> np.ndarray:

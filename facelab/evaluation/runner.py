@@ -104,7 +104,7 @@ def facenet_columns(method: Method, coded: list[MethodOutput], arrays: list[np.n
         embeddings = embed_crops(reconstructions, boxes, context)
     with timer("mtcnn reconstructions"):
         detections = faces.detect_faces(reconstructions, device=device, batch_size=batch_size)
-    columns = ({} if isinstance(method, FacelabMethod) else
+    columns = ({} if method.sizes_key(method.coders[0]) is not None else
                {f"bytes_{coder}": np.asarray([item.sizes[coder] for item in coded], dtype=np.int64)
                 for coder in method.coders})
     return {**columns, "quality": np.asarray([item.quality for item in coded], dtype=np.float64), "psnr": psnrs,
@@ -118,7 +118,7 @@ def evaluate_method(method: Method, images: list[EvalImage], originals: Original
     stores = {FACENET: ShardStore(store_folder(context.cache, "methods",
                                                {**method.cache_key, **embedder_settings(context)})),
               JUDGE: ShardStore(store_folder(context.cache, "judge", {**method.cache_key, **judge_settings(context)}))}
-    if isinstance(method, FacelabMethod):
+    if method.sizes_key(method.coders[0]) is not None:
         stores[SIZES] = sizes_store(method, method.coders[0], context)
     prepare_mtcnn(context)
     keys = [image.key for image in images]
@@ -139,8 +139,8 @@ def evaluate_method(method: Method, images: list[EvalImage], originals: Original
                         descriptors, judge.similarity(originals.judge_embeddings, descriptors))
 
 
-def sizes_store(method: FacelabMethod, coder: str, context: RunContext) -> ShardStore:
-    """The cache of a facelab model's file sizes under `coder`, in the coder's current file format."""
+def sizes_store(method: Method, coder: str, context: RunContext) -> ShardStore:
+    """The cache of a method's file sizes under `coder` (a facelab model's: in the coder's current file format)."""
     return ShardStore(store_folder(context.cache, "sizes", method.sizes_key(coder)))
 
 
