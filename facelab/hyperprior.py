@@ -163,6 +163,12 @@ class HyperpriorNet(ScaleHyperprior):
         bits = -(torch.log2(y_likelihoods).sum() + torch.log2(z_likelihoods).sum())
         return RateOutput(x_hat, bits / (image.shape[0] * height * width), self.aux_loss())
 
+    def unrounded(self, image: Tensor) -> Tensor:
+        """The reconstruction of g_a's latents as they are, never rounded: the transforms' ceiling, which no rate
+        reaches (`facelab.ceiling`)."""
+        height, width = image.shape[-2:]
+        return self.g_s(self.g_a(pad_to(image, BLOCK)))[..., :height, :width]
+
     def _side_model(self, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """The table indexes and medians of side information z of spatial `shape` (CompressAI's
         `EntropyBottleneck.compress` builds the same)."""

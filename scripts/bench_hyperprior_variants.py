@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -143,10 +144,12 @@ def compare() -> None:
     print("seconds: " + ", ".join(f"{variant} {records[-1]['seconds']:.0f}" for variant, records in runs.items()))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variant", nargs="?", choices=tuple(VARIANTS))
-    parser.add_argument("--steps", type=int, default=400, help="training steps, a multiple of 100")
+def variant_command(description: str, variants: Sequence[str], run: Callable[[str, int], None],
+                    compare: Callable[[], None], steps: int) -> None:
+    """The command line of a benchmark of variants: train one for --steps (one thread), or --compare them."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("variant", nargs="?", choices=tuple(variants))
+    parser.add_argument("--steps", type=int, default=steps, help="training steps, a multiple of 100")
     parser.add_argument("--compare", action="store_true", help="print the finished runs side by side")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -155,7 +158,11 @@ def main() -> None:
     elif args.variant:
         run(args.variant, args.steps)
     else:
-        parser.error(f"name a variant ({', '.join(VARIANTS)}) or --compare")
+        parser.error(f"name a variant ({', '.join(variants)}) or --compare")
+
+
+def main() -> None:
+    variant_command(__doc__.splitlines()[0], tuple(VARIANTS), run, compare, steps=400)
 
 
 if __name__ == "__main__":

@@ -306,6 +306,15 @@ def test_07_modern_codec(executed) -> None:
     bd = values["bd_rate"]
     assert set(bd["hyperprior + face loss"]) == {"jpeg", "webp", "jpeg2000", "avif"}
     assert set(values["face_loss_bd_rate"]) == {"PSNR", "MS-SSIM dB", "cosine", "judge similarity"}
+    ceiling = values["ceiling"]
+    assert set(ceiling) == {f"ladder-{rung}{twin}" for rung in range(1, 10) for twin in ("", "-pixel")}
+    # all 569 CelebA validation faces: 1.1-1.9 dB under the ceiling at rungs 1-4, 0.04-0.07 dB at rungs 8-9
+    assert ceiling["ladder-2"]["ceiling"] - ceiling["ladder-2"]["psnr"] > 0.8, "rounding costs the low rungs dBs"
+    for name in ("ladder-9", "ladder-9-pixel"):
+        assert abs(ceiling[name]["ceiling"] - ceiling[name]["psnr"]) < 0.3, f"{name} decodes at its ceiling"
+    assert ceiling["ladder-9-pixel"]["ceiling"] > ceiling["ladder-1-pixel"]["ceiling"] + 5
+    webp = values["ceiling_classic"]["webp"]
+    assert webp[-1][1] > ceiling["ladder-9-pixel"]["ceiling"], "WebP's best file beats the top rung's ceiling"
     equal = values["equal_bpp"]
     reference = next(row for name, row in equal.items() if name.startswith("ladder-"))
     for name, row in equal.items():
