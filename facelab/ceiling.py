@@ -9,6 +9,7 @@ usual qualities put the ceiling beside what a file of that size can be.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,9 @@ import torch
 from tqdm.auto import tqdm
 
 from facelab import baselines, codec
+from facelab.data.celeba import face_training_problem
+from facelab.data.lfw_aligned import lfw_faces
+from facelab.data.template_faces import validation_sample
 from facelab.image_io import to_tensor, to_uint8
 from facelab.metrics import psnr
 from facelab.rate import bpp
@@ -37,6 +41,14 @@ class CeilingPoint:
     def headroom(self) -> float:
         """dB between the files and the ceiling: what finer rounding could still win."""
         return self.ceiling - self.psnr
+
+
+def ceiling_faces(count: int, root: str | os.PathLike | None = None) -> tuple[list[np.ndarray], str]:
+    """`count` faces to measure ceilings on and their set's name: the CelebA validation people (sharper than LFW's,
+    never trained on), or where CelebA is missing, aligned LFW faces spread over the people (lesson 04's fallback)."""
+    if face_training_problem(root) is None:
+        return validation_sample(count, root), "CelebA validation faces"
+    return [to_uint8(item["image"]) for item in lfw_faces(root, count)], "LFW faces (no CelebA here)"
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ import torch
 pytest.importorskip("compressai")
 
 from facelab import codec
-from facelab.ceiling import classic_curve, plot_ceiling, transform_ceiling
+from facelab.ceiling import ceiling_faces, classic_curve, plot_ceiling, transform_ceiling
 from facelab.data.template_faces import validation_sample
 from facelab.hyperprior import BLOCK, pad_to
 from facelab.image_io import to_tensor
@@ -55,3 +55,12 @@ def test_a_classic_curve_climbs_with_quality_and_the_plot_reports_the_headroom(f
                            {"webp": curve}, "test")
     assert drawing.values == {"pixels only": round(points["ladder-9-pixel"].headroom, 2),
                               "face loss": round(points["ladder-1"].headroom, 2)}
+
+
+def test_without_celeba_the_ceiling_is_measured_on_lfw_faces(data_root, tmp_path) -> None:
+    (tmp_path / "lfw").symlink_to(data_root / "lfw")
+    faces, name = ceiling_faces(3, tmp_path)
+    assert name.startswith("LFW") and len(faces) == 3 and all(face.shape == (112, 96, 3) for face in faces)
+    faces, name = ceiling_faces(3, data_root)
+    assert name == "CelebA validation faces" and [f.tobytes() for f in faces] == [
+        f.tobytes() for f in validation_sample(3, data_root)]
