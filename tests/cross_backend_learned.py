@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facelab.container import unseal
-from facelab.container import read_header
+from facelab.container import read_header, unseal
 from facelab.learned_rate import code_probabilities, decode_code
 from facelab.weights import load_model
 

@@ -41,7 +41,7 @@ def test_the_files_are_real_and_the_ceiling_is_the_unrounded_decoder(faces, poin
 
 
 def test_rounding_costs_the_low_rung_dbs_and_the_top_rung_almost_nothing(points) -> None:
-    # all 569 CelebA validation faces: ladder-1 1.70 dB, ladder-9-pixel 0.06 dB under its ceiling
+    # all 569 CelebA validation faces: ladder-1 1.70 dB, ladder-9-pixel 0.07 dB under its ceiling
     assert points["ladder-1"].headroom > 1.0
     assert abs(points["ladder-9-pixel"].headroom) < 0.25
     assert points["ladder-9-pixel"].ceiling > points["ladder-1"].ceiling + 5, "each rung's transforms fit its rate"
